@@ -1,0 +1,144 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Schema;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+
+namespace Pipelines.Core.Definitions;
+
+/// <summary>
+/// The JSON Schema of the definition format, generated from the model so that it cannot drift from
+/// what the loader accepts. Editors use it for completion (YAML language server, VS Code).
+/// </summary>
+public static class PipelineSchema
+{
+    public const string Id = "https://pipelines.dev/schema/pipelines.schema.json";
+
+    private static readonly JsonSerializerOptions ModelOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+        TypeInfoResolver = new DefaultJsonTypeInfoResolver(),
+        RespectNullableAnnotations = true,
+    };
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    public static string Generate()
+    {
+        var schema = ModelOptions.GetJsonSchemaAsNode(typeof(PipelineFileDefinition), new JsonSchemaExporterOptions
+        {
+            TreatNullObliviousAsNonNullable = true,
+            TransformSchemaNode = Transform,
+        });
+        var root = new JsonObject
+        {
+            ["$schema"] = "https://json-schema.org/draft/2020-12/schema",
+            ["$id"] = Id,
+            ["title"] = "Pipelines definition file",
+        };
+        foreach (var (key, value) in schema.AsObject().ToList())
+        {
+            schema.AsObject().Remove(key);
+            root[key] = value;
+        }
+        // Top-level extension keys (x-...) hold YAML anchors for reuse.
+        root["patternProperties"] = new JsonObject { ["^x-"] = new JsonObject() };
+        return root.ToJsonString(Indented) + "\n";
+    }
+
+    private static JsonNode Transform(JsonSchemaExporterContext context, JsonNode schema)
+    {
+        var type = Nullable.GetUnderlyingType(context.TypeInfo.Type) ?? context.TypeInfo.Type;
+        var replacement = Special(type);
+        if (replacement is not null)
+        {
+            schema = replacement;
+        }
+        if (schema is not JsonObject obj)
+        {
+            return schema;
+        }
+        if (context.PropertyInfo?.AttributeProvider is MemberInfo member)
+        {
+            if (member.GetCustomAttribute<DescriptionAttribute>() is { } description)
+            {
+                obj["description"] = description.Description;
+            }
+        }
+        if (replacement is null && typeof(DefinitionNode).IsAssignableFrom(type) && obj["properties"] is JsonObject properties)
+        {
+            obj["additionalProperties"] = false;
+            var required = type.GetProperties()
+                .Where(p => p.GetCustomAttribute<RequiredAttribute>() is not null)
+                .Select(p => (JsonNode)JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name))
+                .ToArray();
+            obj.Remove("required");
+            if (required.Length > 0)
+            {
+                obj["required"] = new JsonArray(required);
+            }
+            foreach (var (_, property) in properties)
+            {
+                // Optional keys may be left empty in YAML ("description:"), which reads as null.
+                if (property is JsonObject p && p["type"] is JsonArray types && !types.Any(t => t?.GetValue<string>() == "null"))
+                {
+                    types.Add("null");
+                }
+            }
+        }
+        return schema;
+    }
+
+    private static JsonObject? Special(Type type)
+    {
+        if (type == typeof(Duration))
+        {
+            return new JsonObject { ["type"] = new JsonArray("string", "null"), ["pattern"] = Duration.Pattern, ["examples"] = new JsonArray("500ms", "30s", "10m", "1h") };
+        }
+        if (type == typeof(ByteSize))
+        {
+            return new JsonObject { ["type"] = new JsonArray("string", "integer", "null"), ["pattern"] = ByteSize.Pattern, ["examples"] = new JsonArray("256m", "1g") };
+        }
+        if (type == typeof(CommandLine))
+        {
+            return new JsonObject
+            {
+                ["type"] = new JsonArray("string", "array", "null"),
+                ["items"] = new JsonObject { ["type"] = "string" },
+            };
+        }
+        if (type == typeof(SecretReference))
+        {
+            return new JsonObject { ["type"] = "string", ["pattern"] = "^\\$\\{(secret:)?[A-Za-z_][A-Za-z0-9_]*\\}$" };
+        }
+        if (type == typeof(VolumeMount))
+        {
+            return new JsonObject
+            {
+                ["oneOf"] = new JsonArray(
+                    new JsonObject { ["type"] = "string", ["pattern"] = "^[^:]+:[^:]+(:(ro|rw))?$" },
+                    new JsonObject
+                    {
+                        ["type"] = "object",
+                        ["properties"] = new JsonObject
+                        {
+                            ["source"] = new JsonObject { ["type"] = "string" },
+                            ["target"] = new JsonObject { ["type"] = "string" },
+                            ["read_only"] = new JsonObject { ["type"] = "boolean" },
+                        },
+                        ["required"] = new JsonArray("source", "target"),
+                        ["additionalProperties"] = false,
+                    }),
+            };
+        }
+        if (type == typeof(JsonNode))
+        {
+            return new JsonObject();
+        }
+        return null;
+    }
+}
