@@ -9,7 +9,7 @@ namespace Pipelines.Core.Definitions;
 /// The checks that need more than one key at a time: names, references between steps, cycles,
 /// the kind of each step, limits, cron and time zones, parameters and payloads.
 /// </summary>
-internal static partial class PipelineValidator
+public static partial class PipelineValidator
 {
     /// <summary>Keys that only make sense on a container step.</summary>
     private static readonly string[] ContainerKeys =
@@ -21,10 +21,6 @@ internal static partial class PipelineValidator
     {
         void Error(SourcePosition at, string message) => errors.Add(new DefinitionError(file.Source.File, at, message));
 
-        if (file.Pipelines.Count == 0 && file.Source.Has("pipelines"))
-        {
-            Error(file.Source.Value("pipelines"), "'pipelines' is empty; define at least one pipeline");
-        }
         foreach (var pipeline in file.Pipelines.Values)
         {
             var where = $"pipeline '{pipeline.Name}'";
@@ -37,10 +33,6 @@ internal static partial class PipelineValidator
             {
                 ValidateRetry(defaults.Retry, pipeline.Source, "defaults.retry", where, Error);
                 ValidatePositive(defaults.Timeout, pipeline.Source.Value("defaults.timeout"), $"{where}: 'defaults.timeout'", Error);
-            }
-            if (pipeline.Steps.Count == 0 && pipeline.Source.Has("steps"))
-            {
-                Error(pipeline.Source.Value("steps"), $"{where}: 'steps' is empty; a pipeline needs at least one step");
             }
             var names = ValidateStepNames(pipeline, Error);
             foreach (var step in pipeline.Steps)
@@ -58,7 +50,11 @@ internal static partial class PipelineValidator
         foreach (var step in pipeline.Steps)
         {
             var at = step.Source.Value("name");
-            if (step.Name.Length > 0 && !NameRegex().IsMatch(step.Name))
+            if (step.Name.Length == 0 && !step.Source.Has("name"))
+            {
+                continue; // reported as a missing required key
+            }
+            if (!NameRegex().IsMatch(step.Name))
             {
                 error(at, $"step '{step.Name}': {NameRule("step")}");
             }
@@ -211,9 +207,9 @@ internal static partial class PipelineValidator
                 error(source.Value("resources.pids"), $"{where}: 'resources.pids' must be at least 1");
             }
         }
-        if (container.Build is { } build && build.Context.Length == 0)
+        if (container.Build is { Context.Length: 0 } && source.Has("build.context"))
         {
-            error(source.Value("build.context"), $"{where}: 'build.context' names the folder to build");
+            error(source.Value("build.context"), $"{where}: 'build.context' is empty; it names the folder to build");
         }
     }
 

@@ -1,0 +1,128 @@
+using System.Text.Json.Nodes;
+using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using Pipelines.Core.Contracts;
+using Pipelines.Core.Definitions;
+using Pipelines.Core.Persistence;
+using Pipelines.Core.Planning;
+using Pipelines.Core.Runs;
+
+namespace Pipelines.Core.Coordination;
+
+/// <summary>A request to run a pipeline, from the API, the CLI, a schedule or a retry.</summary>
+public sealed record RunRequest
+{
+    public required string Pipeline { get; init; }
+    public JsonObject? Payload { get; init; }
+    /// <summary>A key seen before returns the run it started instead of a second run.</summary>
+    public string? IdempotencyKey { get; init; }
+    public string Trigger { get; init; } = RunTriggers.Api;
+    /// <summary><c>pipeline/schedule</c> when a schedule fired.</summary>
+    public string? Schedule { get; init; }
+    public DateTimeOffset? FireTime { get; init; }
+}
+
+/// <summary>The run a request resolved to; <see cref="Created"/> is false when the idempotency key was seen before.</summary>
+public sealed record LaunchedRun(Guid RunId, bool Created, RunState State);
+
+/// <summary>The payload does not fit the pipeline's parameters; each problem names the field.</summary>
+public sealed class InvalidRunInputException(IReadOnlyList<(string? Field, string Message)> problems)
+    : Exception(string.Join("; ", problems.Select(p => p.Message)))
+{
+    public IReadOnlyList<(string? Field, string Message)> Problems { get; } = problems;
+}
+
+/// <summary>
+/// Accepts runs. The run and its step rows are stored first (one transaction, idempotent on the
+/// run id and the idempotency key), then <see cref="StartRun"/> goes to the coordinator. If the
+/// broker is down the caller gets the exception (the API answers 503), and the stored run is
+/// started later by the coordinator's sweep of pending runs: an accepted run is never lost.
+/// </summary>
+public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEndpointProvider sendEndpoints, PipelinesEnvironment environment)
+{
+    public async Task<LaunchedRun> StartAsync(RunRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var pipeline = catalog.Get(request.Pipeline);
+        var input = InputOf(pipeline.Definition, request.Payload);
+        var run = new RunRecord
+        {
+            Id = NewId.NextGuid(),
+            Pipeline = pipeline.Definition.Name,
+            DefinitionHash = pipeline.Hash,
+            Input = input.ToJsonString(),
+            State = RunState.Pending,
+            CreatedAt = store.Now,
+            IdempotencyKey = request.IdempotencyKey,
+            Trigger = request.Trigger,
+            Schedule = request.Schedule,
+            FireTime = request.FireTime,
+        };
+        var launched = await CreateAsync(store, pipeline, run, environment.Name, reusedOutputs: null, cancellationToken);
+        if (launched.Created)
+        {
+            await SendStartAsync(sendEndpoints, run.Id, cancellationToken);
+        }
+        return launched;
+    }
+
+    /// <summary>The run's event: the payload with parameter defaults filled in, after checking it against the parameters.</summary>
+    public static JsonObject InputOf(PipelineDefinition pipeline, JsonObject? payload)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        var problems = PipelineValidator.PayloadProblems(pipeline, payload).ToList();
+        if (problems.Count > 0)
+        {
+            throw new InvalidRunInputException(problems);
+        }
+        var input = payload?.DeepClone().AsObject() ?? [];
+        foreach (var parameter in pipeline.Parameters.Values)
+        {
+            if (!input.ContainsKey(parameter.Name) && parameter.Default is not null)
+            {
+                input[parameter.Name] = parameter.Default.DeepClone();
+            }
+        }
+        return input;
+    }
+
+    internal static async Task SendStartAsync(ISendEndpointProvider sendEndpoints, Guid runId, CancellationToken cancellationToken)
+    {
+        var coordinator = await sendEndpoints.GetSendEndpoint(StepQueues.Address(StepQueues.Coordinator));
+        await coordinator.Send(new StartRun { RunId = runId }, cancellationToken);
+    }
+
+    /// <summary>Stores a new run with its planned steps and chains, or returns the run stored before under the same id or key.</summary>
+    internal static async Task<LaunchedRun> CreateAsync(
+        RunStore store, CatalogEntry pipeline, RunRecord run, string? environment,
+        IReadOnlyDictionary<string, string?>? reusedOutputs, CancellationToken cancellationToken)
+    {
+        var (steps, chains) = RunPlanner.Plan(pipeline, run.Id, environment, reusedOutputs);
+        try
+        {
+            await store.WriteAsync(context =>
+            {
+                context.Runs.Add(run);
+                context.Steps.AddRange(steps);
+                context.Chains.AddRange(chains);
+                return Task.CompletedTask;
+            }, cancellationToken);
+            return new LaunchedRun(run.Id, Created: true, run.State);
+        }
+        catch (DbUpdateException exception) when (RunStore.IsUniqueViolation(exception))
+        {
+            var existing = await store.ReadAsync(context => context.Runs
+                .Where(r => r.Id == run.Id || (run.IdempotencyKey != null && r.IdempotencyKey == run.IdempotencyKey))
+                .Select(r => new { r.Id, r.State })
+                .FirstAsync(cancellationToken));
+            return new LaunchedRun(existing.Id, Created: false, existing.State);
+        }
+    }
+}
+
+/// <summary>The deployment environment (<c>PIPELINES_ENV</c>), which <c>skip_in_env</c> refers to.</summary>
+public sealed record PipelinesEnvironment(string? Name)
+{
+    public static PipelinesEnvironment FromProcess() =>
+        new(Environment.GetEnvironmentVariable("PIPELINES_ENV") is { Length: > 0 } name ? name : null);
+}

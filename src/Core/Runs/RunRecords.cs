@@ -1,0 +1,96 @@
+namespace Pipelines.Core.Runs;
+
+/// <summary>What started a run.</summary>
+public static class RunTriggers
+{
+    public const string Api = "api";
+    public const string Cli = "cli";
+    public const string Schedule = "schedule";
+    public const string Retry = "retry";
+    public const string Bus = "bus";
+}
+
+/// <summary>One execution of a pipeline, as stored in the run store.</summary>
+public sealed class RunRecord
+{
+    public Guid Id { get; set; }
+    public string Pipeline { get; set; } = "";
+    /// <summary>SHA-256 of the pipeline's definition when the run was accepted.</summary>
+    public string DefinitionHash { get; set; } = "";
+    /// <summary>The run's input payload (the <c>event</c> handlers receive), as JSON.</summary>
+    public string Input { get; set; } = "{}";
+    public RunState State { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset? StartedAt { get; set; }
+    public DateTimeOffset? FinishedAt { get; set; }
+    public string? IdempotencyKey { get; set; }
+    public string Trigger { get; set; } = RunTriggers.Api;
+    /// <summary><c>pipeline/schedule</c> when a schedule started the run.</summary>
+    public string? Schedule { get; set; }
+    public DateTimeOffset? FireTime { get; set; }
+    /// <summary>The failed run this one retries.</summary>
+    public Guid? RetryOf { get; set; }
+    public string? FailedStep { get; set; }
+    public string? Error { get; set; }
+    public List<StepRecord> Steps { get; set; } = [];
+}
+
+/// <summary>One step of a run: its state, current attempt, output or error, and the lease of the worker running it.</summary>
+public sealed class StepRecord
+{
+    public Guid RunId { get; set; }
+    public string Name { get; set; } = "";
+    public int Chain { get; set; }
+    public int Position { get; set; }
+    public StepState State { get; set; }
+    public int Attempts { get; set; }
+    public DateTimeOffset? StartedAt { get; set; }
+    public DateTimeOffset? FinishedAt { get; set; }
+    public string? Output { get; set; }
+    public string? ErrorType { get; set; }
+    public string? ErrorMessage { get; set; }
+    public string? ErrorStack { get; set; }
+    public string? LeaseOwner { get; set; }
+    public DateTimeOffset? LeaseExpiresAt { get; set; }
+    /// <summary>The step outlived the delivery that started it; its worker reports completion by message.</summary>
+    public bool Detached { get; set; }
+    /// <summary>Output copied from the run this one retries; the step did not run again.</summary>
+    public bool Reused { get; set; }
+}
+
+public sealed class ChainRecord
+{
+    public Guid RunId { get; set; }
+    public int Index { get; set; }
+    public int RemainingParents { get; set; }
+    public ChainState State { get; set; }
+}
+
+/// <summary>One try of a step by one worker; every re-execution is visible as a new attempt.</summary>
+public sealed class StepAttemptRecord
+{
+    public long Id { get; set; }
+    public Guid RunId { get; set; }
+    public string Step { get; set; } = "";
+    public int Number { get; set; }
+    public string Worker { get; set; } = "";
+    public DateTimeOffset StartedAt { get; set; }
+    public DateTimeOffset? FinishedAt { get; set; }
+    public StepState State { get; set; }
+    public string? ErrorType { get; set; }
+    public string? ErrorMessage { get; set; }
+    /// <summary>Executor facts as JSON, e.g. the image digest and container runtime of a container step.</summary>
+    public string? Details { get; set; }
+}
+
+public sealed class StepLogRecord
+{
+    public long Id { get; set; }
+    public Guid RunId { get; set; }
+    public string Step { get; set; } = "";
+    public int Attempt { get; set; }
+    public DateTimeOffset Timestamp { get; set; }
+    /// <summary><c>stdout</c>, <c>stderr</c> or <c>system</c>.</summary>
+    public string Stream { get; set; } = "stdout";
+    public string Text { get; set; } = "";
+}
