@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using Pipelines.Core.Definitions.Yaml;
 
@@ -106,7 +107,8 @@ public sealed class PipelineLoader(PipelineLoaderOptions? options = null)
     }
 
     private LoadResult TooLarge(string file, long length) =>
-        Failed(file, SourcePosition.Start, $"the file is {length:N0} bytes; definition files are limited to {_options.Limits.MaxFileBytes:N0} bytes");
+        Failed(file, SourcePosition.Start, string.Create(CultureInfo.InvariantCulture,
+            $"the file is {length:N0} bytes; definition files are limited to {_options.Limits.MaxFileBytes:N0} bytes"));
 
     private static LoadResult Failed(string file, SourcePosition at, string message) =>
         new(null, [new DefinitionError(file, at, message)]);

@@ -1,3 +1,4 @@
+using System.Globalization;
 using YamlDotNet.Core;
 using YamlDotNet.Core.Events;
 
@@ -98,26 +99,36 @@ internal static class YamlTreeReader
 
         public DefinitionError FromYamlException(YamlException e)
         {
-            var message = e.Message.TrimEnd('.');
+            var message = string.Join(' ', e.Message.TrimEnd('.').Split(' ', StringSplitOptions.RemoveEmptyEntries));
             var position = Position(e.Start);
             if (message.Contains("tab", StringComparison.OrdinalIgnoreCase) && FindIndentationTab(position.Line) is { } tab)
             {
                 return new DefinitionError(file, tab, "tab character in indentation; YAML indents with spaces only");
             }
+            if (e.Start.Index >= text.TrimEnd().Length && UnclosedFlow() is { } unclosed)
+            {
+                // The parser noticed at the end of the file; the mistake is where the bracket opened.
+                return unclosed;
+            }
             if (message.StartsWith("While ", StringComparison.Ordinal))
             {
                 message = "w" + message[1..];
             }
+            if (message.Contains("quoted scalar", StringComparison.Ordinal))
+            {
+                message += "; check that the quote opened here is closed";
+            }
             return new DefinitionError(file, position, $"YAML syntax error: {message}");
         }
 
-        public DefinitionError FromParserCrash()
+        public DefinitionError FromParserCrash() =>
+            UnclosedFlow() ?? new DefinitionError(file, _lastPosition, "YAML syntax error: could not parse the text after this point");
+
+        private DefinitionError? UnclosedFlow()
         {
             var flow = _open.FirstOrDefault(f => f.IsFlow);
-            return flow is null
-                ? new DefinitionError(file, _lastPosition, "YAML syntax error: could not parse the text after this point")
-                : new DefinitionError(file, flow.Node.Start,
-                    $"YAML syntax error: '{(flow.Node is YamlTreeMapping ? '{' : '[')}' is never closed");
+            return flow is null ? null : new DefinitionError(file, flow.Node.Start,
+                $"YAML syntax error: '{(flow.Node is YamlTreeMapping ? '{' : '[')}' is never closed");
         }
 
         private static string? TagOf(TagName tag) => tag.IsEmpty || tag.IsNonSpecific ? null : tag.Value;
@@ -178,7 +189,8 @@ internal static class YamlTreeReader
         {
             if (node.ExpandedSize > limits.MaxExpandedNodes)
             {
-                throw Fail(node.Start, $"the document expands to more than {limits.MaxExpandedNodes:N0} nodes once aliases are resolved");
+                throw Fail(node.Start, string.Create(CultureInfo.InvariantCulture,
+                    $"the document expands to more than {limits.MaxExpandedNodes:N0} nodes once aliases are resolved"));
             }
             if (_open.Count == 0)
             {
