@@ -14,15 +14,17 @@ internal static class CopiliReader
 {
     public const string ServicesSuffix = "-services";
 
-    private static readonly string[] ItemKeys =
+    private sealed record Shape(string Kind, string[] Keys);
+
+    private static readonly Shape Container = new("container",
     [
         "name", "image_repo", "tag", "info_link", "desc", "image_reg_password", "image_reg_username",
         "is_service_container", "env_vars", "dependencies", "exlude_in_env", "volumes", "command", "sidecars",
         "labels", "force_rerun",
-    ];
+    ]);
 
-    private static readonly string[] SidecarKeys =
-        ["name", "image_repo", "tag", "image_reg_password", "image_reg_username", "env_vars", "volumes", "command", "labels", "desc", "info_link"];
+    private static readonly Shape Sidecar = new("sidecar",
+        ["name", "image_repo", "tag", "image_reg_password", "image_reg_username", "env_vars", "volumes", "command", "labels", "desc", "info_link"]);
 
     /// <summary>A copili file maps a name to a list; a native file has a 'pipelines' key.</summary>
     public static bool Recognizes(YamlTreeNode root) =>
@@ -51,7 +53,7 @@ internal static class CopiliReader
                     diagnostics.Add(new DefinitionError(file, item.Start, $"a copili container description is a mapping with at least 'name' and 'image_repo', got {item.KindName}"));
                     continue;
                 }
-                var step = Item(mapping, file, known, ItemKeys, diagnostics, out var stepName, out var deps, out var isService);
+                var step = Item(mapping, file, known, Container, diagnostics, out var stepName, out var deps, out var isService);
                 steps.Items.Add(step);
                 if (stepName is not null)
                 {
@@ -78,20 +80,27 @@ internal static class CopiliReader
         return native;
     }
 
-    private static YamlTreeMapping Item(YamlTreeMapping item, string file, HashSet<string> known, string[] allowed,
+    private static YamlTreeMapping Item(YamlTreeMapping item, string file, HashSet<string> known, Shape shape,
         List<DefinitionError> diagnostics, out string? name, out List<string> dependencies, out bool isService)
     {
         name = (item.Find("name")?.Value as YamlTreeScalar)?.Value;
         dependencies = [];
         isService = false;
         var step = new YamlTreeMapping(item.Start);
+        if (item.Find("image_repo") is null)
+        {
+            diagnostics.Add(new DefinitionError(file, item.Start, $"copili {shape.Kind} '{name}' needs 'image_repo', the image to run"));
+            // A stand-in image, so the native checks do not report the same gap again in their own words;
+            // the error above already keeps the file from loading.
+            step.Entries.Add(Entry("image", "missing-image-repo", item.Start));
+        }
         YamlTreeMapping? registry = null;
         foreach (var (key, value) in item.Entries)
         {
-            if (Array.IndexOf(allowed, key.Value) < 0)
+            if (Array.IndexOf(shape.Keys, key.Value) < 0)
             {
                 diagnostics.Add(new DefinitionError(file, key.Start,
-                    $"unknown key '{key.Value}' in copili container '{name}'" + Suggestions.DidYouMean(key.Value, allowed)));
+                    $"unknown key '{key.Value}' in copili {shape.Kind} '{name}'" + Suggestions.DidYouMean(key.Value, shape.Keys)));
                 continue;
             }
             switch (key.Value)
@@ -126,7 +135,7 @@ internal static class CopiliReader
                     var converted = new YamlTreeSequence(sidecars.Start);
                     foreach (var sidecar in sidecars.Items)
                     {
-                        converted.Items.Add(sidecar is YamlTreeMapping s ? Item(s, file, known, SidecarKeys, diagnostics, out _, out _, out _) : sidecar);
+                        converted.Items.Add(sidecar is YamlTreeMapping s ? Item(s, file, known, Sidecar, diagnostics, out _, out _, out _) : sidecar);
                     }
                     step.Entries.Add(new YamlTreeEntry(key, converted));
                     break;
@@ -215,7 +224,7 @@ internal static class CopiliReader
         var ignore = new List<DefinitionError>();
         foreach (var (item, stepName) in services)
         {
-            var step = Item(item, file, serviceNames, ItemKeys, ignore, out _, out _, out _);
+            var step = Item(item, file, serviceNames, Container, ignore, out _, out _, out _);
             step.Entries.RemoveAll(e => e.Key.Value == "depends_on");
             var needs = new YamlTreeSequence(item.Start);
             foreach (var dependency in ServiceAncestors(stepName, serviceNames, dependencies))

@@ -11,7 +11,7 @@ namespace Pipelines.Core.Definitions;
 /// <summary>A whole definition file: <c>pipelines:</c>, a mapping of pipeline name to pipeline.</summary>
 public sealed class PipelineFileDefinition : DefinitionNode
 {
-    [Required, Description("Pipelines by name.")]
+    [Required, MinLength(1, ErrorMessage = "define at least one pipeline"), Description("Pipelines by name.")]
     public IReadOnlyDictionary<string, PipelineDefinition> Pipelines { get; init; } = new Dictionary<string, PipelineDefinition>();
 }
 
@@ -30,7 +30,7 @@ public sealed class PipelineDefinition : DefinitionNode, INamedByKey
     [Description("Retry and timeout applied to every step that does not set its own.")]
     public StepDefaults? Defaults { get; init; }
 
-    [Required, Description("The steps; order does not matter, depends_on does.")]
+    [Required, MinLength(1, ErrorMessage = "a pipeline needs at least one step"), Description("The steps; order does not matter, depends_on does.")]
     public IReadOnlyList<StepDefinition> Steps { get; init; } = [];
 
     [Description("Recurring runs of this pipeline.")]

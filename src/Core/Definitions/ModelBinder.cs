@@ -31,6 +31,8 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
 
     private void Error(SourcePosition at, string message) => errors.Add(new DefinitionError(file, at, message));
 
+    private Action<SourcePosition, string> ErrorIn(Scope scope, string key) => (at, message) => Error(at, $"{scope.Describe(key)}: {message}");
+
     private DefinitionNode? BindObject(Type type, YamlTreeNode node, Scope parent, string? nameFromKey)
     {
         if (node is not YamlTreeMapping mapping)
@@ -50,13 +52,14 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
         if (shape.IsNamed)
         {
             var name = nameFromKey ?? (mapping.Find("name")?.Value as YamlTreeScalar)?.Value;
-            scope = new Scope(instance, "", name is null ? shape.Kind : $"{shape.Kind} '{name}'");
+            scope = new Scope(instance, "", name is null ? $"unnamed {shape.Kind}" : $"{shape.Kind} '{name}'");
         }
         else
         {
             scope = parent.Owner is null ? new Scope(instance, "", null) : parent;
         }
 
+        var suggested = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (key, value) in mapping.Entries)
         {
             if (key.Value.StartsWith("x-", StringComparison.Ordinal))
@@ -66,8 +69,17 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
             if (!shape.Properties.TryGetValue(key.Value, out var property))
             {
                 var where = scope.Label is null ? "" : $" in {scope.Label}";
-                Error(key.Start, $"unknown key '{scope.PathPrefix}{key.Value}'{where}" + Suggestions.DidYouMean(key.Value, shape.Properties.Keys));
+                var suggestion = Suggestions.Closest(key.Value, shape.Properties.Keys);
+                Error(key.Start, $"unknown key '{scope.PathPrefix}{key.Value}'{where}" + Suggestions.DidYouMean(suggestion));
+                if (suggestion is not null)
+                {
+                    suggested.Add(suggestion);
+                }
                 continue;
+            }
+            if (value is YamlTreeScalar { IsNull: true })
+            {
+                continue; // an empty value means "not given": the default stays, and validation sees no key
             }
             instance.Source.RecordKey(key.Value, key.Start);
             instance.Source.RecordValue(key.Value, value.Start);
@@ -76,18 +88,23 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
                 scope.Owner!.Source.RecordKey(scope.PathPrefix + key.Value, key.Start);
                 scope.Owner.Source.RecordValue(scope.PathPrefix + key.Value, value.Start);
             }
-            if (value is YamlTreeScalar { IsNull: true })
-            {
-                continue; // an empty value means "not given": the default stays
-            }
             if (Bind(property.Info.PropertyType, value, scope, key.Value, property) is { } bound)
             {
                 property.Info.SetValue(instance, bound);
             }
         }
-        foreach (var required in shape.Required.Where(r => mapping.Find(r) is not { Value: not YamlTreeScalar { IsNull: true } }))
+        // A misspelt required key was reported with its "did you mean" already.
+        foreach (var required in shape.Required.Where(r => !suggested.Contains(r)))
         {
-            Error(mapping.Start, $"{scope.Prefix}missing required key '{scope.PathPrefix}{required}'");
+            switch (mapping.Find(required))
+            {
+                case null:
+                    Error(mapping.Start, $"{scope.Prefix}missing required key '{scope.PathPrefix}{required}'");
+                    break;
+                case { Value: YamlTreeScalar { IsNull: true } } empty:
+                    Error(empty.Key.Start, $"{scope.Describe(required)} is required but has no value");
+                    break;
+            }
         }
         return instance;
     }
@@ -188,7 +205,7 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
             WrongKind(node, scope, key, "a text value");
             return null;
         }
-        var value = variables.Substitute(scalar, source, Error, out var hasSecret);
+        var value = variables.Substitute(scalar, source, ErrorIn(scope, key), out var hasSecret);
         if (hasSecret && !allowsSecrets)
         {
             Error(scalar.Start, $"{scope.Describe(key)} cannot hold a ${{secret:...}}; secrets go in env, command, entrypoint or registry.password");
@@ -202,7 +219,7 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
         {
             return WrongKind(node, scope, key, expected);
         }
-        var text = variables.Substitute(scalar, source, Error, out _);
+        var text = variables.Substitute(scalar, source, ErrorIn(scope, key), out _);
         var value = parse(text.Trim());
         if (value is null)
         {
@@ -218,7 +235,7 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
         {
             return WrongKind(node, scope, key, "one of " + string.Join(", ", names.Keys));
         }
-        var text = variables.Substitute(scalar, source, Error, out _).Trim();
+        var text = variables.Substitute(scalar, source, ErrorIn(scope, key), out _).Trim();
         if (names.TryGetValue(text, out var member) || names.TryGetValue(text.ToLowerInvariant(), out member))
         {
             return System.Enum.Parse(type, member);
@@ -309,13 +326,7 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
             WrongKind(node, scope, key, "a secret reference such as ${REGISTRY_PASSWORD}");
             return null;
         }
-        var text = scalar.Value.Trim();
-        var name = text.StartsWith("${", StringComparison.Ordinal) && text.EndsWith('}') ? text[2..^1] : null;
-        if (name?.StartsWith(VariableResolver.SecretPrefix, StringComparison.Ordinal) == true)
-        {
-            name = name[VariableResolver.SecretPrefix.Length..];
-        }
-        if (name is null || name.Length == 0 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_') || char.IsAsciiDigit(name[0]))
+        if (variables.SecretName(scalar.Value.Trim()) is not { } name)
         {
             // Never echo the value: it may be the password itself.
             Error(scalar.Start, $"{scope.Describe(key)} must name a secret as ${{NAME}}, resolved on the worker; a literal password would be stored and sent with every run");
@@ -332,7 +343,9 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
                 var obj = new JsonObject();
                 foreach (var (k, v) in mapping.Entries)
                 {
-                    obj[k.Value] = Json(v, scope, $"{key}.{k.Value}");
+                    var path = $"{key}.{k.Value}";
+                    RecordEntry(scope, path, k, v);
+                    obj[k.Value] = Json(v, scope, path);
                 }
                 return obj;
             case YamlTreeSequence sequence:
@@ -371,7 +384,6 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
         {
             var item = sequence.Items[i];
             var path = $"{key}[{i}]";
-            scope.Owner?.Source.RecordValue(scope.PathPrefix + path, item.Start);
             if (item is YamlTreeScalar { IsNull: true })
             {
                 Error(item.Start, $"{scope.Describe(path)} is empty");
@@ -382,9 +394,13 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
                 : Bind(itemType, item, scope, path, property);
             if (bound is not null)
             {
+                // Recorded under the index in the bound list, which the validator walks; items that
+                // failed to bind are not in it.
+                scope.Owner?.Source.RecordValue($"{scope.PathPrefix}{key}[{list.Count}]", item.Start);
                 list.Add(bound);
             }
         }
+        ReportIfEmpty(list.Count, sequence, scope, key, property);
         return list;
     }
 
@@ -398,8 +414,7 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
         foreach (var (k, v) in mapping.Entries)
         {
             var path = $"{key}.{k.Value}";
-            scope.Owner?.Source.RecordKey(scope.PathPrefix + path, k.Start);
-            scope.Owner?.Source.RecordValue(scope.PathPrefix + path, v.Start);
+            RecordEntry(scope, path, k, v);
             object? bound;
             if (typeof(DefinitionNode).IsAssignableFrom(valueType))
             {
@@ -420,10 +435,27 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
                 map[k.Value] = bound;
             }
         }
+        ReportIfEmpty(map.Count, mapping, scope, key, property);
         return map;
     }
 
-    private sealed record ModelProperty(PropertyInfo Info, bool AllowsSecrets);
+    private static void RecordEntry(Scope scope, string path, YamlTreeNode key, YamlTreeNode value)
+    {
+        scope.Owner?.Source.RecordKey(scope.PathPrefix + path, key.Start);
+        scope.Owner?.Source.RecordValue(scope.PathPrefix + path, value.Start);
+    }
+
+    /// <summary>A collection marked <see cref="MinLengthAttribute"/> that was written empty; one whose items all failed has its errors already.</summary>
+    private void ReportIfEmpty(int count, YamlTreeNode node, Scope scope, string key, ModelProperty? property)
+    {
+        var isWrittenEmpty = node is YamlTreeSequence { Items.Count: 0 } or YamlTreeMapping { Entries.Count: 0 };
+        if (count == 0 && isWrittenEmpty && property?.MinimumCount is { } minimum && minimum.Length > 0)
+        {
+            Error(node.Start, $"{scope.Describe(key)} is empty; {minimum.ErrorMessage}");
+        }
+    }
+
+    private sealed record ModelProperty(PropertyInfo Info, bool AllowsSecrets, MinLengthAttribute? MinimumCount);
 
     /// <summary>The keys of one model type, computed once.</summary>
     private sealed class ModelShape
@@ -440,7 +472,7 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
                 }
                 var key = JsonNamingPolicy.SnakeCaseLower.ConvertName(info.Name);
                 var allowsSecrets = key is "env" or "command" or "entrypoint";
-                Properties[key] = new ModelProperty(info, allowsSecrets);
+                Properties[key] = new ModelProperty(info, allowsSecrets, info.GetCustomAttribute<MinLengthAttribute>());
                 if (info.GetCustomAttribute<RequiredAttribute>() is not null)
                 {
                     Required.Add(key);

@@ -21,8 +21,10 @@ public static class Suggestions
     }
 
     /// <summary><c>; did you mean 'x'?</c>, or nothing when no candidate is close.</summary>
-    public static string DidYouMean(string input, IEnumerable<string> candidates) =>
-        Closest(input, candidates) is { } match ? $"; did you mean '{match}'?" : "";
+    public static string DidYouMean(string input, IEnumerable<string> candidates) => DidYouMean(Closest(input, candidates));
+
+    /// <summary><c>; did you mean 'x'?</c> for a match found with <see cref="Closest"/>, or nothing.</summary>
+    public static string DidYouMean(string? match) => match is null ? "" : $"; did you mean '{match}'?";
 
     private static int Distance(string a, string b)
     {

@@ -80,6 +80,22 @@ internal sealed class VariableResolver(IReadOnlyDictionary<string, string> value
         return result.ToString();
     }
 
+    /// <summary>
+    /// The name in a value that is only a reference — <c>${NAME}</c>, <c>${secret:NAME}</c>, or <c>$NAME</c>
+    /// where bare names are read (copili) — or null for anything else, a literal password included.
+    /// </summary>
+    public string? SecretName(string text)
+    {
+        var name = text.StartsWith("${", StringComparison.Ordinal) && text.EndsWith('}') ? text[2..^1]
+            : bareDollarNames && text.StartsWith('$') ? text[1..]
+            : null;
+        if (name?.StartsWith(SecretPrefix, StringComparison.Ordinal) == true)
+        {
+            name = name[SecretPrefix.Length..];
+        }
+        return name is not null && IsName(name) ? name : null;
+    }
+
     private string Expand(string expression, Func<SourcePosition> at, Action<SourcePosition, string> error)
     {
         var name = expression;
