@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
 using System.Reflection;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Schema;
@@ -25,7 +26,7 @@ public static class PipelineSchema
         RespectNullableAnnotations = true,
     };
 
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static string Generate()
     {
@@ -45,8 +46,6 @@ public static class PipelineSchema
             schema.AsObject().Remove(key);
             root[key] = value;
         }
-        // Top-level extension keys (x-...) hold YAML anchors for reuse.
-        root["patternProperties"] = new JsonObject { ["^x-"] = new JsonObject() };
         return root.ToJsonString(Indented) + "\n";
     }
 
@@ -68,40 +67,68 @@ public static class PipelineSchema
             {
                 obj["description"] = description.Description;
             }
+            if (member.GetCustomAttribute<MinLengthAttribute>() is { } minimum)
+            {
+                obj[context.TypeInfo.Kind == JsonTypeInfoKind.Dictionary ? "minProperties" : "minItems"] = minimum.Length;
+            }
         }
         if (replacement is null && typeof(DefinitionNode).IsAssignableFrom(type) && obj["properties"] is JsonObject properties)
         {
             obj["additionalProperties"] = false;
+            // Extension keys (x-...) hold YAML anchors for reuse; the loader skips them in every object.
+            obj["patternProperties"] = new JsonObject { ["^x-"] = new JsonObject() };
             var required = type.GetProperties()
                 .Where(p => p.GetCustomAttribute<RequiredAttribute>() is not null)
-                .Select(p => (JsonNode)JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name))
+                .Select(p => JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name))
                 .ToArray();
             obj.Remove("required");
             if (required.Length > 0)
             {
-                obj["required"] = new JsonArray(required);
+                obj["required"] = new JsonArray([.. required.Select(key => (JsonNode)key)]);
             }
-            foreach (var (_, property) in properties)
+            foreach (var (key, property) in properties)
             {
-                // Optional keys may be left empty in YAML ("description:"), which reads as null.
-                if (property is JsonObject p && p["type"] is JsonArray types && !types.Any(t => t?.GetValue<string>() == "null"))
+                if (property is JsonObject optional && !required.Contains(key))
                 {
-                    types.Add("null");
+                    AllowEmpty(optional);
                 }
             }
         }
         return schema;
     }
 
+    /// <summary>Optional keys may be left empty in YAML (<c>description:</c>), which reads as null: "not given".</summary>
+    private static void AllowEmpty(JsonObject property)
+    {
+        if (property["type"] is JsonValue single)
+        {
+            property["type"] = new JsonArray(single.GetValue<string>(), "null");
+        }
+        else if (property["type"] is JsonArray types && !types.Any(t => t?.GetValue<string>() == "null"))
+        {
+            types.Add("null");
+        }
+        else if (property["enum"] is JsonArray members && !members.Any(m => m is null))
+        {
+            members.Add(null);
+        }
+    }
+
+    /// <summary>
+    /// A value's pattern, or any text with a <c>${...}</c> in it: variables are substituted before the value is
+    /// read, so <c>timeout: ${STEP_TIMEOUT:-30s}</c> is valid.
+    /// </summary>
+    private static string OrVariable(string pattern) => $"(?:{pattern})|\\$\\{{";
+
     private static JsonObject? Special(Type type)
     {
         if (type == typeof(Duration))
         {
-            return new JsonObject { ["type"] = new JsonArray("string", "null"), ["pattern"] = Duration.Pattern, ["examples"] = new JsonArray("500ms", "30s", "10m", "1h") };
+            return new JsonObject { ["type"] = new JsonArray("string", "null"), ["pattern"] = OrVariable(Duration.Pattern), ["examples"] = new JsonArray("500ms", "30s", "10m", "1h") };
         }
         if (type == typeof(ByteSize))
         {
-            return new JsonObject { ["type"] = new JsonArray("string", "integer", "null"), ["pattern"] = ByteSize.Pattern, ["examples"] = new JsonArray("256m", "1g") };
+            return new JsonObject { ["type"] = new JsonArray("string", "integer", "null"), ["pattern"] = OrVariable(ByteSize.Pattern), ["examples"] = new JsonArray("256m", "1g") };
         }
         if (type == typeof(CommandLine))
         {
@@ -120,7 +147,7 @@ public static class PipelineSchema
             return new JsonObject
             {
                 ["oneOf"] = new JsonArray(
-                    new JsonObject { ["type"] = "string", ["pattern"] = "^[^:]+:[^:]+(:(ro|rw))?$" },
+                    new JsonObject { ["type"] = "string", ["pattern"] = OrVariable("^[^:]+:[^:]+(:(ro|rw))?$") },
                     new JsonObject
                     {
                         ["type"] = "object",
