@@ -1,10 +1,3 @@
-using System.CommandLine;
-using Pipelines.Cli.Commands;
+using Pipelines.Cli;
 
-var root = new RootCommand("Pipelines: declare DAGs of steps in YAML and run them on scalable workers.")
-{
-    ValidateCommand.Create(),
-    GraphCommand.Create(),
-    SchemaCommand.Create(),
-};
-return await root.Parse(args).InvokeAsync();
+return await PipelinesCli.RunAsync(args, Console.Out, Console.Error);

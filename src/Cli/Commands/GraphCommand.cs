@@ -19,7 +19,8 @@ internal static class GraphCommand
         var command = new Command("graph", "Draw a pipeline's DAG; boxes are the routing slips it runs as.") { pipeline, file, format };
         command.SetAction(result =>
         {
-            var definitions = DefinitionFile.Load(DefinitionFile.Resolve(result.GetValue(file)), Console.Error);
+            var (output, errors) = (result.InvocationConfiguration.Output, result.InvocationConfiguration.Error);
+            var definitions = DefinitionFile.Load(DefinitionFile.Resolve(result.GetValue(file)), errors);
             if (definitions is null)
             {
                 return 1;
@@ -27,11 +28,11 @@ internal static class GraphCommand
             var name = result.GetValue(pipeline)!;
             if (!definitions.Pipelines.TryGetValue(name, out var definition))
             {
-                Console.Error.WriteLine($"error: unknown pipeline '{name}'{Suggestions.DidYouMean(name, definitions.Pipelines.Keys)} (pipelines: {string.Join(", ", definitions.Pipelines.Keys)})");
+                errors.WriteLine($"error: unknown pipeline '{name}'{Suggestions.DidYouMean(name, definitions.Pipelines.Keys)} (pipelines: {string.Join(", ", definitions.Pipelines.Keys)})");
                 return 1;
             }
             var graph = PipelineGraph.Build(definition);
-            Console.Write(result.GetValue(format) == "dot" ? GraphRenderer.Dot(graph) : GraphRenderer.Mermaid(graph));
+            output.Write(result.GetValue(format) == "dot" ? GraphRenderer.Dot(graph) : GraphRenderer.Mermaid(graph));
             return 0;
         });
         return command;

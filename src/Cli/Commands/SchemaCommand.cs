@@ -8,9 +8,9 @@ internal static class SchemaCommand
     public static Command Create()
     {
         var command = new Command("schema", "Print the JSON Schema of the definition format (for editor completion).");
-        command.SetAction(_ =>
+        command.SetAction(result =>
         {
-            Console.Write(PipelineSchema.Generate());
+            result.InvocationConfiguration.Output.Write(PipelineSchema.Generate());
             return 0;
         });
         return command;

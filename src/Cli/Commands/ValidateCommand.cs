@@ -18,14 +18,14 @@ internal static class ValidateCommand
         command.SetAction(result =>
         {
             var path = DefinitionFile.Resolve(result.GetValue(file));
-            var definitions = DefinitionFile.Load(path, Console.Error);
+            var definitions = DefinitionFile.Load(path, result.InvocationConfiguration.Error);
             if (definitions is null)
             {
                 return 1;
             }
             var steps = definitions.Pipelines.Values.Sum(p => p.Steps.Count);
             var schedules = definitions.Pipelines.Values.Sum(p => p.Schedules.Count);
-            Console.WriteLine($"{path}: valid — {Count(definitions.Pipelines.Count, "pipeline")}, {Count(steps, "step")}, {Count(schedules, "schedule")}");
+            result.InvocationConfiguration.Output.WriteLine($"{path}: valid — {Count(definitions.Pipelines.Count, "pipeline")}, {Count(steps, "step")}, {Count(schedules, "schedule")}");
             return 0;
         });
         return command;
