@@ -1,0 +1,69 @@
+using Microsoft.Extensions.Options;
+
+namespace Pipelines.Scheduler.Hosting;
+
+/// <summary>Configuration section <c>Pipelines:Scheduler</c>. The job store is the run store's database (<c>Pipelines:Database</c>).</summary>
+public sealed class SchedulerOptions
+{
+    public const string Section = "Pipelines:Scheduler";
+
+    /// <summary>
+    /// How often an idle scheduler looks in the database for schedules another process created or
+    /// changed (Quartz's idle wait). Default 1 s, which is also Quartz's minimum. Changes made in the
+    /// scheduler's own process take effect at once.
+    /// </summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How late a fire may be before it counts as missed and the schedule's misfire policy decides
+    /// (fire once now, or skip). Default 10 s: a fire delayed by load still runs; one that fell while
+    /// every scheduler was down is a misfire.
+    /// </summary>
+    public TimeSpan MisfireThreshold { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Fires that may start runs at the same time on one replica. Default 10.</summary>
+    public int MaxConcurrentFires { get; set; } = 10;
+
+    /// <summary>How often a fire held back by <c>overlap: queue</c> checks whether the previous run finished. Default 1 s.</summary>
+    public TimeSpan QueueCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Most fires one schedule may hold back with <c>overlap: queue</c>; later ones are dropped and logged. Default 100.</summary>
+    public int MaxQueuedFires { get; set; } = 100;
+
+    /// <summary>How often a replica records in the database that it is alive; a replica silent for longer (plus Quartz's margin) has its fires taken over. Default 5 s.</summary>
+    public TimeSpan ClusterCheckinInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// The cluster's name in the job store: replicas with the same name share the schedules and fire
+    /// each once. Two deployments may share one database under different names. Default <c>pipelines</c>.
+    /// </summary>
+    public string InstanceName { get; set; } = "pipelines";
+
+    /// <summary>Upsert the definition file's schedules at start-up. Default true.</summary>
+    public bool SyncFileSchedules { get; set; } = true;
+}
+
+/// <summary>Reports every bad setting at once, each with its name and value.</summary>
+internal sealed class SchedulerOptionsValidator : IValidateOptions<SchedulerOptions>
+{
+    public ValidateOptionsResult Validate(string? name, SchedulerOptions options)
+    {
+        var failures = new List<string>();
+        void Require(bool ok, string setting, object value, string rule)
+        {
+            if (!ok)
+            {
+                failures.Add($"{SchedulerOptions.Section}:{setting} is {value}; {rule}");
+            }
+        }
+
+        Require(options.PollInterval >= TimeSpan.FromSeconds(1), nameof(options.PollInterval), options.PollInterval, "it must be at least 00:00:01 (Quartz's minimum idle wait)");
+        Require(options.MisfireThreshold > TimeSpan.Zero && options.MisfireThreshold.Ticks % TimeSpan.TicksPerMillisecond == 0, nameof(options.MisfireThreshold), options.MisfireThreshold, "it must be positive, in whole milliseconds");
+        Require(options.MaxConcurrentFires >= 1, nameof(options.MaxConcurrentFires), options.MaxConcurrentFires, "it must be at least 1");
+        Require(options.QueueCheckInterval >= TimeSpan.FromMilliseconds(100), nameof(options.QueueCheckInterval), options.QueueCheckInterval, "it must be at least 00:00:00.1");
+        Require(options.MaxQueuedFires >= 1, nameof(options.MaxQueuedFires), options.MaxQueuedFires, "it must be at least 1");
+        Require(options.ClusterCheckinInterval >= TimeSpan.FromSeconds(1), nameof(options.ClusterCheckinInterval), options.ClusterCheckinInterval, "it must be at least 00:00:01");
+        Require(!string.IsNullOrWhiteSpace(options.InstanceName), nameof(options.InstanceName), $"'{options.InstanceName}'", "it must name the cluster");
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,158 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Pipelines.Core.Coordination;
+using Pipelines.Core.Persistence;
+using Pipelines.Core.Planning;
+using Pipelines.Core.Runs;
+using Pipelines.Scheduler.Hosting;
+using Quartz;
+using OverlapPolicy = Pipelines.Core.Definitions.OverlapPolicy;
+
+namespace Pipelines.Scheduler.Schedules;
+
+/// <summary>
+/// What a fire does: apply the schedule's overlap policy, then start a run through the same launcher
+/// as the API. The run's idempotency key is the schedule and the scheduled fire time, so a fire that
+/// two replicas, a retry or a crash recovery repeat still starts one run.
+/// </summary>
+internal sealed class ScheduledRunJob(
+    RunLauncher launcher,
+    RunStore store,
+    TimeProvider clock,
+    IOptions<SchedulerOptions> options,
+    ILogger<ScheduledRunJob> logger) : IJob
+{
+    private static readonly RunState[] Unfinished = [.. Enum.GetValues<RunState>().Where(s => !s.IsTerminal())];
+
+    public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var key = ScheduleKey.FromJobKey(context.JobDetail.Key);
+        var schedule = StoredSchedule.FromJobData(context.JobDetail.JobDataMap);
+        var queuedFireTime = ScheduleTriggers.QueuedFireTimeOf(context.Trigger);
+        var fireTime = queuedFireTime ?? context.ScheduledFireTimeUtc ?? context.FireTimeUtc;
+
+        if (schedule.Overlap == OverlapPolicy.Skip && await UnfinishedRunBeforeAsync(key, fireTime, cancellationToken) is { } running)
+        {
+            logger.OverlapSkipped(key, fireTime, running.Id, running.State.ToString());
+            return;
+        }
+        if (schedule.Overlap == OverlapPolicy.Queue && await MustWaitAsync(context.Scheduler, key, fireTime, cancellationToken))
+        {
+            if (queuedFireTime is null)
+            {
+                await EnqueueAsync(context.Scheduler, key, fireTime, cancellationToken);
+            }
+            return;
+        }
+
+        if (await LaunchAsync(key, schedule, fireTime, cancellationToken) && queuedFireTime is not null)
+        {
+            await context.Scheduler.UnscheduleJob(context.Trigger.Key, cancellationToken);
+        }
+    }
+
+    /// <returns>False when the fire was refused for good (the pipeline or its parameters changed), true when it has its run.</returns>
+    private async Task<bool> LaunchAsync(ScheduleKey key, StoredSchedule schedule, DateTimeOffset fireTime, CancellationToken cancellationToken)
+    {
+        var idempotencyKey = key.IdempotencyKeyFor(fireTime);
+        try
+        {
+            var launched = await launcher.StartAsync(new RunRequest
+            {
+                Pipeline = key.Pipeline,
+                Payload = schedule.Payload,
+                IdempotencyKey = idempotencyKey,
+                Trigger = RunTriggers.Schedule,
+                Schedule = key.ToString(),
+                FireTime = fireTime,
+            }, cancellationToken);
+            if (launched.Created)
+            {
+                logger.Fired(key, fireTime, launched.RunId);
+            }
+            else
+            {
+                logger.AlreadyFired(key, fireTime, launched.RunId);
+            }
+            return true;
+        }
+        catch (UnknownPipelineException exception)
+        {
+            logger.FireRefused(key, fireTime, exception.Message + " (it is no longer in the definition file)");
+            return false;
+        }
+        catch (InvalidRunInputException exception)
+        {
+            logger.FireRefused(key, fireTime, "the schedule's payload does not fit the pipeline's parameters: " + exception.Message);
+            return false;
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // The launcher stores the run before it sends StartRun: a stored run is accepted and the
+            // coordinator's sweep starts it, so only a fire without a stored run is a failure.
+            var stored = await store.ReadAsync(context => context.Runs
+                .Where(r => r.IdempotencyKey == idempotencyKey)
+                .Select(r => (Guid?)r.Id)
+                .FirstOrDefaultAsync(cancellationToken));
+            if (stored is { } runId)
+            {
+                logger.StartNotSent(key, fireTime, runId, exception);
+                return true;
+            }
+            logger.FireFailed(key, fireTime, exception);
+            throw;
+        }
+    }
+
+    private Task<RunRecord?> UnfinishedRunBeforeAsync(ScheduleKey key, DateTimeOffset fireTime, CancellationToken cancellationToken)
+    {
+        var schedule = key.ToString();
+        return store.ReadAsync(context => context.Runs
+            .Where(r => r.Schedule == schedule && r.FireTime < fireTime && Unfinished.Contains(r.State))
+            .OrderBy(r => r.FireTime)
+            .Select(r => new RunRecord { Id = r.Id, State = r.State })
+            .FirstOrDefaultAsync(cancellationToken));
+    }
+
+    /// <summary>
+    /// A queued fire waits for every earlier fire: one still queued, or one whose run has not finished.
+    /// The queued triggers are read first: a queued fire that launches stores its run before it deletes
+    /// its trigger, so a fire that no longer sees that trigger is sure to see the run.
+    /// </summary>
+    private async Task<bool> MustWaitAsync(IScheduler scheduler, ScheduleKey key, DateTimeOffset fireTime, CancellationToken cancellationToken)
+    {
+        var queued = await QueuedFireTimesAsync(scheduler, key, cancellationToken);
+        if (queued.Any(t => t < fireTime))
+        {
+            return true;
+        }
+        return await UnfinishedRunBeforeAsync(key, fireTime, cancellationToken) is not null;
+    }
+
+    private async Task EnqueueAsync(IScheduler scheduler, ScheduleKey key, DateTimeOffset fireTime, CancellationToken cancellationToken)
+    {
+        var queued = await QueuedFireTimesAsync(scheduler, key, cancellationToken);
+        if (queued.Count >= options.Value.MaxQueuedFires)
+        {
+            logger.QueueFull(key, fireTime, queued.Count);
+            return;
+        }
+        try
+        {
+            await scheduler.ScheduleJob(ScheduleTriggers.QueuedFire(key, fireTime, options.Value.QueueCheckInterval, clock), default, cancellationToken);
+            logger.OverlapQueued(key, fireTime);
+        }
+        catch (ObjectAlreadyExistsException)
+        {
+            // Queued before, by a fire that was recovered or retried.
+        }
+    }
+
+    private static async Task<IReadOnlyList<DateTimeOffset>> QueuedFireTimesAsync(IScheduler scheduler, ScheduleKey key, CancellationToken cancellationToken)
+    {
+        var page = await scheduler.QueryTriggers(new TriggerQuery { Job = key.JobKey, Group = GroupMatcher<TriggerKey>.GroupEquals(ScheduleTriggers.QueuedGroup) }, cancellationToken);
+        return [.. page.Items.Select(t => ScheduleTriggers.QueuedFireTimeOf(t.Key))];
+    }
+}
