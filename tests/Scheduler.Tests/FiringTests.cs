@@ -1,0 +1,160 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Pipelines.Core.Definitions;
+using Pipelines.Core.Runs;
+using Pipelines.Scheduler.Schedules;
+using Pipelines.Tests;
+
+namespace Pipelines.Scheduler.Tests;
+
+/// <summary>
+/// One running scheduler, and schedules created, changed, paused and deleted by another process on
+/// the same database (a host with only the ScheduleService, as the API is).
+/// </summary>
+public sealed class FiringTests(ScratchDatabase database) : IClassFixture<ScratchDatabase>
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(15);
+
+    [ServiceFact]
+    public async Task every_second_schedule_starts_a_run_each_second_recording_schedule_and_fire_time()
+    {
+        var catalog = SchedulerTestHost.Catalog(Pipelines.ReportWith("""
+                  - name: every-second
+                    cron: "* * * * * ?"
+                    payload: { day: "2026-03-01" }
+            """));
+        await using var scheduler = await SchedulerTestHost.StartAsync(catalog, database.Options);
+
+        var runs = await scheduler.WaitForRunsAsync("report/every-second", runs => runs.Count >= 4, Patience);
+        await scheduler.StopAsync();
+
+        Assert.All(runs, run =>
+        {
+            Assert.Equal(RunTriggers.Schedule, run.Trigger);
+            Assert.Equal("report", run.Pipeline);
+            Assert.Equal(0, run.FireTime!.Value.Millisecond);
+            Assert.Equal($"schedule:report/every-second:{run.FireTime.Value.UtcDateTime.ToString("O", CultureInfo.InvariantCulture)}", run.IdempotencyKey);
+            Assert.Equal("2026-03-01", JsonNode.Parse(run.Input)!["day"]!.GetValue<string>());
+        });
+        var fireTimes = runs.Select(r => r.FireTime!.Value).ToList();
+        Assert.All(fireTimes.Zip(fireTimes.Skip(1)), pair => Assert.Equal(TimeSpan.FromSeconds(1), pair.Second - pair.First));
+    }
+
+    [ServiceFact]
+    public async Task schedule_created_by_another_process_fires_within_a_second_of_its_first_due_time()
+    {
+        var catalog = SchedulerTestHost.Catalog(Pipelines.Report);
+        await using var scheduler = await SchedulerTestHost.StartAsync(catalog, database.Options);
+        await using var api = await SchedulerTestHost.StartAsync(catalog, database.Options, fires: false);
+
+        var created = await api.Schedules.CreateAsync("report", new ScheduleDefinition { Name = "from-api", Cron = "*/2 * * * * ?" });
+
+        var due = created.NextFireTimes[0];
+        Assert.Equal(ScheduleSource.Api, created.Source);
+        var runs = await scheduler.WaitForRunsAsync("report/from-api", runs => runs.Count >= 1, Patience);
+        var first = runs[0];
+        Assert.Equal(due, first.FireTime);
+        Assert.InRange(first.CreatedAt - due, TimeSpan.Zero, TimeSpan.FromSeconds(1));
+    }
+
+    [ServiceFact]
+    public async Task paused_schedule_stops_firing_and_resumes_without_making_up_the_pause()
+    {
+        var key = new ScheduleKey("report", "paused");
+        await using var processes = await FiringFromAnotherProcessAsync(new ScheduleDefinition { Name = key.Name, Cron = "* * * * * ?" });
+        var (scheduler, api) = (processes.Scheduler, processes.Api);
+
+        var paused = await api.Schedules.PauseAsync(key);
+        var pausedAt = DateTimeOffset.UtcNow;
+        Assert.Equal(ScheduleState.Paused, paused.State);
+        Assert.False(paused.Definition.Enabled);
+        Assert.Empty(paused.NextFireTimes);
+        // A fire the running scheduler had already taken before the pause reached it ends within the poll interval.
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        var duringPause = await scheduler.RunsAsync(key.ToString());
+        Assert.DoesNotContain(duringPause, r => r.FireTime > pausedAt + TimeSpan.FromSeconds(1));
+
+        var resumed = await api.Schedules.ResumeAsync(key);
+        var resumedAt = DateTimeOffset.UtcNow;
+        Assert.Equal(ScheduleState.Active, resumed.State);
+        var after = await scheduler.WaitForRunsAsync(key.ToString(), runs => runs.Count > duringPause.Count, Patience);
+        Assert.DoesNotContain(after, r => r.FireTime > pausedAt + TimeSpan.FromSeconds(1) && r.FireTime < resumedAt);
+    }
+
+    [ServiceFact]
+    public async Task deleted_schedule_stops_firing()
+    {
+        var key = new ScheduleKey("report", "deleted");
+        await using var processes = await FiringFromAnotherProcessAsync(new ScheduleDefinition { Name = key.Name, Cron = "* * * * * ?" });
+        var (scheduler, api) = (processes.Scheduler, processes.Api);
+
+        await api.Schedules.DeleteAsync(key);
+        var deletedAt = DateTimeOffset.UtcNow;
+        await Task.Delay(TimeSpan.FromSeconds(4));
+
+        Assert.DoesNotContain(await scheduler.RunsAsync(key.ToString()), r => r.FireTime > deletedAt + TimeSpan.FromSeconds(1));
+        Assert.Null(await api.Schedules.DescribeAsync(key));
+        await Assert.ThrowsAsync<ScheduleNotFoundException>(() => api.Schedules.DeleteAsync(key));
+    }
+
+    [ServiceFact]
+    public async Task schedule_updated_by_another_process_fires_with_its_new_payload()
+    {
+        var key = new ScheduleKey("report", "updated");
+        await using var processes = await FiringFromAnotherProcessAsync(new ScheduleDefinition { Name = key.Name, Cron = "* * * * * ?", Payload = new JsonObject { ["day"] = "old" } });
+        var (scheduler, api) = (processes.Scheduler, processes.Api);
+
+        var updated = await api.Schedules.UpdateAsync(key, new ScheduleDefinition { Cron = "*/2 * * * * ?", Timezone = "Europe/Berlin", Payload = new JsonObject { ["day"] = "new" } });
+
+        Assert.Equal("*/2 * * * * ?", updated.Definition.Cron);
+        Assert.Equal("Europe/Berlin", updated.Definition.Timezone);
+        var runs = await scheduler.WaitForRunsAsync(key.ToString(), runs => runs.Any(r => r.Input.Contains("new", StringComparison.Ordinal)), Patience);
+        var firstNew = runs.First(r => r.Input.Contains("new", StringComparison.Ordinal));
+        Assert.Equal(0, firstNew.FireTime!.Value.Second % 2);
+    }
+
+    [ServiceFact]
+    public async Task create_refuses_a_bad_schedule_naming_each_field_and_a_duplicate_name()
+    {
+        var catalog = SchedulerTestHost.Catalog(Pipelines.Report);
+        await using var api = await SchedulerTestHost.StartAsync(catalog, database.Options, fires: false);
+
+        var invalid = await Assert.ThrowsAsync<InvalidScheduleException>(() => api.Schedules.CreateAsync("report", new ScheduleDefinition
+        {
+            Name = "bad",
+            Cron = "0 25 * * *",
+            Timezone = "Europe/Berln",
+            Payload = new JsonObject { ["day"] = 3 },
+        }));
+
+        Assert.Equal(["cron", "timezone", "payload.day"], invalid.Problems.Select(p => p.Field));
+        Assert.StartsWith("schedule 'report/bad' is invalid: cron: invalid cron expression '0 25 * * *'", invalid.Message, StringComparison.Ordinal);
+        Assert.Contains("timezone: unknown time zone 'Europe/Berln'", invalid.Message, StringComparison.Ordinal);
+        Assert.Contains("did you mean 'Europe/Berlin'?", invalid.Message, StringComparison.Ordinal);
+        Assert.Contains("payload.day: parameter 'day' must be a string, got 3", invalid.Message, StringComparison.Ordinal);
+
+        await api.Schedules.CreateAsync("report", new ScheduleDefinition { Name = "twice", Cron = "0 3 * * *", Enabled = false });
+        await Assert.ThrowsAsync<ScheduleAlreadyExistsException>(() => api.Schedules.CreateAsync("report", new ScheduleDefinition { Name = "twice", Cron = "0 4 * * *" }));
+    }
+
+    /// <summary>A running scheduler, and another process that created <paramref name="schedule"/>, once its first run has started.</summary>
+    private async Task<TwoProcesses> FiringFromAnotherProcessAsync(ScheduleDefinition schedule)
+    {
+        var catalog = SchedulerTestHost.Catalog(Pipelines.Report);
+        var processes = new TwoProcesses(
+            await SchedulerTestHost.StartAsync(catalog, database.Options),
+            await SchedulerTestHost.StartAsync(catalog, database.Options, fires: false));
+        await processes.Api.Schedules.CreateAsync("report", schedule);
+        await processes.Scheduler.WaitForRunsAsync($"report/{schedule.Name}", runs => runs.Count >= 1, Patience);
+        return processes;
+    }
+
+    private sealed record TwoProcesses(SchedulerTestHost Scheduler, SchedulerTestHost Api) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Api.DisposeAsync();
+            await Scheduler.DisposeAsync();
+        }
+    }
+}

@@ -1,0 +1,43 @@
+using Pipelines.Tests;
+
+namespace Pipelines.Scheduler.Tests;
+
+/// <summary>A scheduler stopped across fire times, then started again (misfire threshold 2 s in these tests).</summary>
+public sealed class MisfireTests(ScratchDatabase database) : IClassFixture<ScratchDatabase>
+{
+    [ServiceFact]
+    public async Task restarted_scheduler_fires_a_missed_schedule_once_or_skips_it_by_its_policy_and_logs_the_decision()
+    {
+        var catalog = SchedulerTestHost.Catalog(Pipelines.ReportWith("""
+                  - name: catch-up
+                    cron: "* * * * * ?"
+                    misfire: fire_once
+                  - name: skip
+                    cron: "* * * * * ?"
+                    misfire: skip
+            """));
+        var before = await SchedulerTestHost.StartAsync(catalog, database.Options);
+        await before.WaitForRunsAsync("report/catch-up", runs => runs.Count >= 2, TimeSpan.FromSeconds(15));
+        await before.WaitForRunsAsync("report/skip", runs => runs.Count >= 2, TimeSpan.FromSeconds(15));
+        await before.DisposeAsync();
+        await Task.Delay(TimeSpan.FromSeconds(5));
+
+        var log = new LogSink();
+        var restartedAt = DateTimeOffset.UtcNow;
+        await using var after = await SchedulerTestHost.StartAsync(catalog, database.Options, log: log);
+        var catchUp = await after.WaitForRunsAsync("report/catch-up", runs => runs.Any(r => r.FireTime > restartedAt + TimeSpan.FromSeconds(1)), TimeSpan.FromSeconds(15));
+        var skip = await after.WaitForRunsAsync("report/skip", runs => runs.Any(r => r.FireTime > restartedAt + TimeSpan.FromSeconds(1)), TimeSpan.FromSeconds(15));
+        await after.StopAsync();
+
+        static List<TimeSpan> FiredForTheGap(List<Core.Runs.RunRecord> runs, DateTimeOffset restartedAt)
+        {
+            var lastBeforeStop = runs.Where(r => r.CreatedAt < restartedAt).Max(r => r.FireTime!.Value);
+            return [.. runs.Where(r => r.CreatedAt > restartedAt && r.FireTime < restartedAt).Select(r => r.FireTime!.Value - lastBeforeStop)];
+        }
+        // fire_once: one run, for the first fire missed; skip: none.
+        Assert.Equal([TimeSpan.FromSeconds(1)], FiredForTheGap(catchUp, restartedAt));
+        Assert.Empty(FiredForTheGap(skip, restartedAt));
+        Assert.Contains(log.Events, e => e.Id.Id == 5003 && e.Message.Contains("report/catch-up", StringComparison.Ordinal) && e.Message.Contains("firing once now", StringComparison.Ordinal));
+        Assert.Contains(log.Events, e => e.Id.Id == 5004 && e.Message.Contains("report/skip", StringComparison.Ordinal) && e.Message.Contains("next fire at", StringComparison.Ordinal));
+    }
+}

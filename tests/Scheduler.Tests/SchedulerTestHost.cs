@@ -1,0 +1,179 @@
+using System.Collections.Concurrent;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Pipelines.Core.Definitions;
+using Pipelines.Core.Hosting;
+using Pipelines.Core.Persistence;
+using Pipelines.Core.Planning;
+using Pipelines.Core.Runs;
+using Pipelines.Scheduler.Hosting;
+using Pipelines.Scheduler.Schedules;
+using Pipelines.Tests;
+
+// The tests measure fire lateness against the wall clock; classes running side by side on two cores
+// would measure each other.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
+namespace Pipelines.Scheduler.Tests;
+
+/// <summary>A database of its own for one test class: created with a random name, dropped afterwards.</summary>
+public sealed class ScratchDatabase : IAsyncLifetime
+{
+    public string Name { get; } = $"scheduler_tests_{Guid.NewGuid():N}";
+
+    public RunStoreOptions Options => new()
+    {
+        Provider = RunStoreProvider.PostgreSql,
+        ConnectionString = new NpgsqlConnectionStringBuilder(TestServices.Postgres) { Database = Name }.ConnectionString,
+    };
+
+    public async Task InitializeAsync()
+    {
+        if (!TestServices.IsCi && !TestServices.PostgresUp)
+        {
+            return; // every test of the class is skipped by ServiceFact
+        }
+        await ExecuteAsync($"CREATE DATABASE \"{Name}\"");
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (TestServices.PostgresUp)
+        {
+            await ExecuteAsync($"DROP DATABASE IF EXISTS \"{Name}\" WITH (FORCE)");
+        }
+    }
+
+    private static async Task ExecuteAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(TestServices.Postgres);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+}
+
+/// <summary>
+/// One process of the deployment, for a test: the run store and launcher on MassTransit's in-memory bus
+/// (nothing consumes StartRun, so runs stay pending), plus either the scheduler role or only the
+/// <see cref="ScheduleService"/> (a process that changes schedules without firing them, like the API).
+/// </summary>
+internal sealed class SchedulerTestHost : IAsyncDisposable
+{
+    private readonly IHost _host;
+    private bool _stopped;
+
+    private SchedulerTestHost(IHost host) => _host = host;
+
+    public ScheduleService Schedules => _host.Services.GetRequiredService<ScheduleService>();
+
+    public RunStore Store => _host.Services.GetRequiredService<RunStore>();
+
+    public static PipelineCatalog Catalog(string yaml)
+    {
+        var result = new PipelineLoader().Load(System.Text.Encoding.UTF8.GetBytes(yaml), "test.yaml", Path.GetTempPath());
+        Assert.True(result.Succeeded, string.Join(Environment.NewLine, result.Diagnostics));
+        return new PipelineCatalog(result.Definitions!);
+    }
+
+    public static async Task<SchedulerTestHost> StartAsync(
+        PipelineCatalog catalog, RunStoreOptions database, bool fires = true,
+        Action<SchedulerOptions>? options = null, LogSink? log = null)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.AddFilter(level => level >= LogLevel.Warning).AddSimpleConsole();
+        if (log is not null)
+        {
+            builder.Logging.AddProvider(log).AddFilter<LogSink>(category: null, LogLevel.Information);
+        }
+        builder.Services.AddSingleton(catalog);
+        var pipelines = builder.Services.AddPipelines(new ConfigurationBuilder().Build(), o => o.Database = database);
+        var configure = (SchedulerOptions o) =>
+        {
+            o.MisfireThreshold = TimeSpan.FromSeconds(2);
+            options?.Invoke(o);
+        };
+        if (fires)
+        {
+            pipelines.AddPipelinesScheduler(configure);
+        }
+        else
+        {
+            pipelines.AddPipelinesSchedules(configure);
+        }
+        var host = builder.Build();
+        await host.StartAsync();
+        return new SchedulerTestHost(host);
+    }
+
+    public Task<List<RunRecord>> RunsAsync(string? schedule = null) =>
+        Store.ReadAsync(c => c.Runs.Where(r => schedule == null || r.Schedule == schedule).OrderBy(r => r.FireTime).ToListAsync());
+
+    /// <summary>Polls the runs table until <paramref name="done"/> holds for the runs of <paramref name="schedule"/>.</summary>
+    public async Task<List<RunRecord>> WaitForRunsAsync(string schedule, Func<List<RunRecord>, bool> done, TimeSpan timeout)
+    {
+        var deadline = DateTimeOffset.UtcNow + timeout;
+        while (true)
+        {
+            var runs = await RunsAsync(schedule);
+            if (done(runs))
+            {
+                return runs;
+            }
+            if (DateTimeOffset.UtcNow > deadline)
+            {
+                Assert.Fail($"after {timeout}, schedule {schedule} has {runs.Count} runs: {string.Join(", ", runs.Select(r => $"{r.FireTime:HH:mm:ss.fff}/{r.State}"))}");
+            }
+            await Task.Delay(100);
+        }
+    }
+
+    public Task SetStateAsync(Guid runId, RunState state) =>
+        Store.WriteAsync(c => c.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s.SetProperty(r => r.State, state)), CancellationToken.None);
+
+    public async Task StopAsync()
+    {
+        if (!_stopped)
+        {
+            _stopped = true;
+            await _host.StopAsync();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        _host.Dispose();
+    }
+}
+
+/// <summary>Keeps the scheduler's log events, to check that each misfire decision is logged.</summary>
+internal sealed class LogSink : ILoggerProvider
+{
+    public ConcurrentQueue<(EventId Id, string Message)> Events { get; } = new();
+
+    public ILogger CreateLogger(string categoryName) => new Logger(this);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(LogSink sink) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (eventId.Id is >= 5000 and < 5100)
+            {
+                sink.Events.Enqueue((eventId, formatter(state, exception)));
+            }
+        }
+    }
+}
