@@ -46,13 +46,14 @@ public sealed class FiringTests(ScratchDatabase database) : IClassFixture<Scratc
         var catalog = SchedulerTestHost.Catalog(Pipelines.Report);
         await using var scheduler = await SchedulerTestHost.StartAsync(catalog, database.Options);
         await using var api = await SchedulerTestHost.StartAsync(catalog, database.Options, fires: false);
+        // Due two seconds on: later than the running scheduler's next poll, so it should fire on time.
+        var due = DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 2);
 
-        var created = await api.Schedules.CreateAsync("report", new ScheduleDefinition { Name = "from-api", Cron = "*/2 * * * * ?" });
+        var created = await api.Schedules.CreateAsync("report", new ScheduleDefinition { Name = "from-api", Cron = "* * * * * ?", StartAt = due });
 
-        var due = created.NextFireTimes[0];
+        Assert.Equal(due, created.NextFireTimes[0]);
         Assert.Equal(ScheduleSource.Api, created.Source);
-        var runs = await scheduler.WaitForRunsAsync("report/from-api", runs => runs.Count >= 1, Patience);
-        var first = runs[0];
+        var first = (await scheduler.WaitForRunsAsync("report/from-api", runs => runs.Count >= 1, Patience))[0];
         Assert.Equal(due, first.FireTime);
         Assert.InRange(first.CreatedAt - due, TimeSpan.Zero, TimeSpan.FromSeconds(1));
     }
