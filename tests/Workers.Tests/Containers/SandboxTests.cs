@@ -1,0 +1,127 @@
+using Pipelines.Core.Execution;
+
+namespace Pipelines.Workers.Tests.Containers;
+
+public sealed class SandboxTests : ContainerTests
+{
+    [DockerFact]
+    public async Task a_step_runs_as_nobody_without_capabilities_on_a_read_only_root_with_no_network()
+    {
+        var step = TestSteps.One("""
+            pipelines:
+              p:
+                steps:
+                  - name: probe
+                    image: ${IMAGE}
+                    command:
+                      - sh
+                      - -c
+                      - |
+                        pwd > /pipelines/output/workdir
+                        cd /pipelines/output
+                        id -u > uid
+                        touch /escape 2>/dev/null && echo writable > rootfs || echo read-only > rootfs
+                        touch /tmp/scratch && touch /work/scratch && echo writable > scratch
+                        ls /sys/class/net | tr '\n' ' ' > interfaces
+                        grep -E '^(CapEff|CapPrm|NoNewPrivs):' /proc/self/status | tr -s '\t' ' ' > privileges
+                        wget -q -T 2 -O /dev/null http://1.1.1.1/ 2>/dev/null && echo reachable > network || echo unreachable > network
+            """);
+
+        var output = await Executor.ExecuteAsync(TestSteps.Context(step));
+
+        Assert.Equal("65534", output!["uid"]!.GetValue<string>());
+        Assert.Equal("read-only", output["rootfs"]!.GetValue<string>());
+        Assert.Equal("writable", output["scratch"]!.GetValue<string>());
+        Assert.Equal("/work", output["workdir"]!.GetValue<string>());
+        Assert.Equal("lo ", output["interfaces"]!.GetValue<string>());
+        Assert.Equal("CapPrm: 0000000000000000\nCapEff: 0000000000000000\nNoNewPrivs: 1", output["privileges"]!.GetValue<string>());
+        Assert.Equal("unreachable", output["network"]!.GetValue<string>());
+    }
+
+    [DockerFact]
+    public async Task a_fork_bomb_stops_at_the_pids_limit_and_the_worker_carries_on()
+    {
+        var steps = TestSteps.Load("""
+            pipelines:
+              p:
+                steps:
+                  - name: bomb
+                    image: ${IMAGE}
+                    resources: { pids: 20 }
+                    command: ["sh", "-c", "bomb() { bomb | bomb & }; bomb; sleep 5"]
+                  - { name: after, image: "${IMAGE}", command: "true" }
+            """);
+        var log = new RecordingStepLog();
+        var bomb = TestSteps.Context(steps[0], log);
+
+        try
+        {
+            await Executor.ExecuteAsync(bomb);
+        }
+        catch (StepFailedException failure) when (failure.Kind == "exit-code")
+        {
+            // Whether the shell survives its children's failed forks is up to the shell; the limit holding is what counts.
+        }
+
+        Assert.Contains(log.Lines, l => l.Stream == "stderr" && l.Text.Contains("can't fork", StringComparison.Ordinal));
+        Assert.Empty(await ContainersOfRunAsync(bomb.RunId));
+        Assert.Null(await Executor.ExecuteAsync(TestSteps.Context(steps[1])));
+    }
+
+    [DockerFact]
+    public async Task a_step_killed_at_its_memory_limit_fails_as_out_of_memory()
+    {
+        var step = TestSteps.One("""
+            pipelines:
+              p:
+                steps:
+                  - name: hungry
+                    image: ${IMAGE}
+                    resources: { memory: 8m }
+                    command: ["sh", "-c", "echo allocating; dd if=/dev/zero of=/dev/null bs=64M count=1"]
+            """);
+        var context = TestSteps.Context(step);
+
+        var failure = await Assert.ThrowsAsync<StepFailedException>(() => Executor.ExecuteAsync(context));
+
+        Assert.Equal("oom", failure.Kind);
+        // The engine confirms the OOM kill unless the process dies before it watches: both say so.
+        Assert.Matches(@"^step 'hungry' (ran out of memory: the kernel killed it at its 8m limit \(exit code 137\)|was killed \(exit code 137, SIGKILL\), most likely out of memory at its 8m limit)", failure.Message);
+        Assert.Contains("allocating", failure.Message, StringComparison.Ordinal);
+        Assert.Empty(await ContainersOfRunAsync(context.RunId));
+    }
+
+    [DockerFact]
+    public async Task a_refused_step_fails_before_any_container_or_log_line_exists()
+    {
+        var step = TestSteps.One("""
+            pipelines:
+              p:
+                steps:
+                  - name: escape
+                    image: ${IMAGE}
+                    network: host
+                    volumes: ["/var/run/docker.sock:/var/run/docker.sock", "/home:/home"]
+                    labels: { pipelines.worker: someone-else }
+                    sidecars:
+                      - { name: helper, image: "${IMAGE}", volumes: ["/proc:/host-proc:ro"] }
+            """);
+        var log = new RecordingStepLog();
+        var context = TestSteps.Context(step, log);
+
+        var failure = await Assert.ThrowsAsync<StepFailedException>(() => Executor.ExecuteAsync(context));
+
+        Assert.Equal("policy", failure.Kind);
+        Assert.False(failure.Retryable);
+        Assert.Equal("""
+            step 'escape' is refused by this worker's sandbox policy; nothing was started:
+              - volumes[0]: host path '/var/run/docker.sock' is or holds the container engine's socket; mounting it would hand the container control of the host
+              - volumes[1]: host path '/home' is not allowed: this worker allows no host paths (setting AllowedHostPaths)
+              - labels.pipelines.worker: labels starting with 'pipelines.' are set by the worker; a definition may not set them
+              - sidecars[0] 'helper' volumes[0]: host path '/proc' is or holds the host system folder /proc
+              - network: 'host' would share the host's network stack with the container
+            """.ReplaceLineEndings("\n"), failure.Message);
+        Assert.Empty(log.Lines);
+        Assert.Empty(await ContainersOfRunAsync(context.RunId));
+    }
+}
