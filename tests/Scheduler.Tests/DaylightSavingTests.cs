@@ -21,7 +21,7 @@ public sealed class DaylightSavingTests
         var schedule = StoredSchedule.From(new ScheduleDefinition { Name = "dst", Cron = cron, Timezone = "Europe/Berlin" }, ScheduleSource.Api);
         var trigger = ScheduleTriggers.CronTrigger(new ScheduleKey("report", "dst"), schedule, clock)!;
         var to = new DateTimeOffset(localTo, Berlin.GetUtcOffset(localTo));
-        return [.. ScheduleTriggers.NextFireTimes(trigger, from, 200)
+        return [.. ScheduleTriggers.NextFireTimes(trigger, nextFireTime: null, from, 200)
             .TakeWhile(t => t < to)
             .Select(t => TimeZoneInfo.ConvertTime(t, Berlin).ToString("MM-dd HH:mmzzz", System.Globalization.CultureInfo.InvariantCulture))];
     }

@@ -21,8 +21,12 @@ public sealed class SchedulerOptions
     /// </summary>
     public TimeSpan MisfireThreshold { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Fires that may start runs at the same time on one replica. Default 10.</summary>
-    public int MaxConcurrentFires { get; set; } = 10;
+    /// <summary>
+    /// Fires that may start runs at the same time on one replica (Quartz's thread pool and batch size).
+    /// Default 30: with 10,000 schedules due in bursts of about 170 a second, 30 halved the p99 lateness
+    /// that 10 gave on a 2-core machine, and 60 did no better (bench/README.md).
+    /// </summary>
+    public int MaxConcurrentFires { get; set; } = 30;
 
     /// <summary>How often a fire held back by <c>overlap: queue</c> checks whether the previous run finished. Default 1 s.</summary>
     public TimeSpan QueueCheckInterval { get; set; } = TimeSpan.FromSeconds(1);

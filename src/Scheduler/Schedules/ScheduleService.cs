@@ -129,7 +129,8 @@ public sealed class ScheduleService(
         var trigger = await scheduler.GetTrigger(key.TriggerKey, cancellationToken);
         var state = trigger is null ? TriggerState.None : await scheduler.GetTriggerState(key.TriggerKey, cancellationToken);
         var queued = await scheduler.QueryTriggers(new TriggerQuery { Job = key.JobKey, Group = GroupMatcher<TriggerKey>.GroupEquals(ScheduleTriggers.QueuedGroup) }, cancellationToken);
-        return Describe(key, job, trigger, state, queued.Items.Count, nextFireTimes);
+        var firing = trigger is null ? null : new TriggerView(state, trigger.NextFireTimeUtc, trigger.PreviousFireTimeUtc, trigger);
+        return Describe(key, job, firing, queued.Items.Count, nextFireTimes);
     }
 
     /// <summary>Every schedule, or those of <paramref name="pipeline"/>, ordered by pipeline and name.</summary>
@@ -140,29 +141,35 @@ public sealed class ScheduleService(
                 new TriggerQuery { Group = GroupMatcher<TriggerKey>.GroupEquals(ScheduleTriggers.QueuedGroup), Skip = skip, Take = PageSize }, cancellationToken)))
             .CountBy(t => t.JobKey)
             .ToDictionary();
-        var states = (await AllPagesAsync(async skip => await scheduler.QueryTriggers(new TriggerQuery
+        // Trigger headers carry state and fire times without loading each trigger, which costs a
+        // few queries apiece; later fire times come from the stored definition, as Quartz computes them.
+        var headers = (await AllPagesAsync(async skip => await scheduler.QueryTriggers(new TriggerQuery
             {
                 Group = GroupMatcher<TriggerKey>.GroupEquals(ScheduleKey.Group),
                 Name = pipeline is null ? null : NameMatcher<TriggerKey>.NameStartsWith(pipeline + "/"),
                 Skip = skip,
                 Take = PageSize,
             }, cancellationToken)))
-            .ToDictionary(t => t.JobKey, t => t.State);
-        var jobKeys = await AllPagesAsync(async skip => (await scheduler.QueryJobs(new JobQuery
+            .ToDictionary(t => t.JobKey);
+        var jobKeys = await AllPagesAsync(async skip => await scheduler.QueryJobs(new JobQuery
             {
                 Group = GroupMatcher<JobKey>.GroupEquals(ScheduleKey.Group),
                 Name = pipeline is null ? null : NameMatcher<JobKey>.NameStartsWith(pipeline + "/"),
                 Skip = skip,
                 Take = PageSize,
-            }, cancellationToken)));
+            }, cancellationToken));
         var descriptions = new List<ScheduleDescription>(jobKeys.Count);
         foreach (var chunk in jobKeys.Select(j => j.Key).Chunk(PageSize))
         {
-            var jobs = await scheduler.GetJobDetails(chunk, cancellationToken);
-            var triggers = (await scheduler.GetTriggers([.. chunk.Select(k => ScheduleKey.FromJobKey(k).TriggerKey)], cancellationToken)).ToDictionary(t => t.JobKey);
-            descriptions.AddRange(jobs.Select(job => Describe(
-                ScheduleKey.FromJobKey(job.Key), job, triggers.GetValueOrDefault(job.Key),
-                states.GetValueOrDefault(job.Key, TriggerState.None), queued.GetValueOrDefault(job.Key), nextFireTimes)));
+            foreach (var job in await scheduler.GetJobDetails(chunk, cancellationToken))
+            {
+                var key = ScheduleKey.FromJobKey(job.Key);
+                var firing = headers.TryGetValue(job.Key, out var header)
+                    && ScheduleTriggers.CronTrigger(key, StoredSchedule.FromJobData(job.JobDataMap), clock) is { } schedule
+                    ? new TriggerView(header.State, header.NextFireTimeUtc, header.PreviousFireTimeUtc, schedule)
+                    : null;
+                descriptions.Add(Describe(key, job, firing, queued.GetValueOrDefault(job.Key), nextFireTimes));
+            }
         }
         return [.. descriptions.OrderBy(d => d.Key.Pipeline, StringComparer.Ordinal).ThenBy(d => d.Key.Name, StringComparer.Ordinal)];
     }
@@ -255,28 +262,31 @@ public sealed class ScheduleService(
         }
     }
 
-    private ScheduleDescription Describe(ScheduleKey key, IJobDetail job, ITrigger? trigger, TriggerState state, int queued, int nextFireTimes)
+    private ScheduleDescription Describe(ScheduleKey key, IJobDetail job, TriggerView? trigger, int queued, int nextFireTimes)
     {
         var stored = StoredSchedule.FromJobData(job.JobDataMap);
-        var scheduleState = trigger is null ? ScheduleState.Ended : state switch
+        var state = trigger?.State switch
         {
+            null or TriggerState.Complete or TriggerState.None => ScheduleState.Ended,
             TriggerState.Paused => ScheduleState.Paused,
-            TriggerState.Complete or TriggerState.None => ScheduleState.Ended,
             TriggerState.Error => ScheduleState.Error,
             _ => ScheduleState.Active,
         };
-        var next = trigger is not null && scheduleState == ScheduleState.Active
-            ? ScheduleTriggers.NextFireTimes(trigger, clock.GetUtcNow(), nextFireTimes)
+        var next = trigger is not null && state == ScheduleState.Active
+            ? ScheduleTriggers.NextFireTimes(trigger.Schedule, trigger.NextFireTime, clock.GetUtcNow(), nextFireTimes)
             : [];
         return new ScheduleDescription(
             key,
-            stored.ToDefinition(key.Name, enabled: scheduleState != ScheduleState.Paused),
+            stored.ToDefinition(key.Name, enabled: state != ScheduleState.Paused),
             stored.Source,
-            scheduleState,
+            state,
             next,
-            trigger?.PreviousFireTimeUtc,
+            trigger?.PreviousFireTime,
             queued);
     }
+
+    /// <summary>What a description needs of a cron trigger; <see cref="Schedule"/> computes fire times after the next one.</summary>
+    private sealed record TriggerView(TriggerState State, DateTimeOffset? NextFireTime, DateTimeOffset? PreviousFireTime, ITrigger Schedule);
 
     private static async Task<Dictionary<ScheduleKey, StoredSchedule>> StoredSchedulesAsync(IScheduler scheduler, CancellationToken cancellationToken)
     {

@@ -79,11 +79,11 @@ internal static class ScheduleTriggers
     public static DateTimeOffset QueuedFireTimeOf(TriggerKey key) =>
         DateTimeOffset.Parse(key.Name[(key.Name.LastIndexOf('@') + 1)..], CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
 
-    /// <summary>Fire times of <paramref name="trigger"/> from its next one on, at most <paramref name="count"/>.</summary>
-    public static IReadOnlyList<DateTimeOffset> NextFireTimes(ITrigger trigger, DateTimeOffset now, int count)
+    /// <summary>Fire times of <paramref name="trigger"/> from <paramref name="nextFireTime"/> (the stored one) on, at most <paramref name="count"/>.</summary>
+    public static IReadOnlyList<DateTimeOffset> NextFireTimes(ITrigger trigger, DateTimeOffset? nextFireTime, DateTimeOffset now, int count)
     {
         var times = new List<DateTimeOffset>(Math.Max(0, count));
-        var next = trigger.NextFireTimeUtc is { } due && due >= now ? due : trigger.GetFireTimeAfter(now);
+        var next = nextFireTime is { } due && due >= now ? due : trigger.GetFireTimeAfter(now);
         while (times.Count < count && next is { } time)
         {
             times.Add(time);
