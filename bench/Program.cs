@@ -5,6 +5,7 @@ using Pipelines.Bench.Benchmarks;
 IBenchmarkGroup[] groups =
 [
     new DefinitionBenchmarks(),
+    new SchedulerBenchmarks(),
 ];
 
 return BenchmarkRunner.Run(groups, args, Console.Out, Console.Error);

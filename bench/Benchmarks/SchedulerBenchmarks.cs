@@ -1,0 +1,214 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Pipelines.Core.Coordination;
+using Pipelines.Core.Definitions;
+using Pipelines.Core.Hosting;
+using Pipelines.Core.Persistence;
+using Pipelines.Core.Planning;
+using Pipelines.Core.Runs;
+using Pipelines.Scheduler.Hosting;
+using Pipelines.Scheduler.Schedules;
+
+namespace Pipelines.Bench.Benchmarks;
+
+/// <summary>
+/// The scheduler on PostgreSQL with 10,000 active schedules (issue 5): while they fire, the lateness of
+/// fires (run accepted minus due time, p50/p99) and the time from an API change to the new trigger
+/// firing are measured and written to the progress stream, since the table has no percentiles; the
+/// table then times the schedule operations the API calls, with all 10,000 in the store. Needs
+/// PostgreSQL (<c>eval "$(bash eng/services.sh up)"</c>); skipped without it. Uses a scratch database.
+/// </summary>
+internal sealed class SchedulerBenchmarks : IBenchmarkGroup
+{
+    private const int ActiveSchedules = 10_000;
+    private const int ChangeSamples = 20;
+    private static readonly TimeSpan LatenessWindow = TimeSpan.FromSeconds(60);
+
+    private const string Definitions = """
+        pipelines:
+          report:
+            parameters:
+              day: { type: string, default: "2026-01-01" }
+            steps:
+              - name: fetch
+                handler: demo.fetch
+              - name: build
+                handler: demo.build
+                depends_on: [fetch]
+        """;
+
+    public string Name => "scheduler";
+
+    public IEnumerable<Benchmark> Create()
+    {
+        var server = Environment.GetEnvironmentVariable("PIPELINES_POSTGRES") ?? "Host=127.0.0.1;Port=5432;Username=pipelines;Database=pipelines";
+        if (!Answers(new NpgsqlConnectionStringBuilder(server)))
+        {
+            Console.Error.WriteLine("scheduler: PostgreSQL is not reachable (PIPELINES_POSTGRES); skipped. Start it with: eval \"$(bash eng/services.sh up)\"");
+            yield break;
+        }
+        var databaseName = $"pipelines_bench_{Guid.NewGuid():N}";
+        Execute(server, $"CREATE DATABASE \"{databaseName}\"");
+        var database = new RunStoreOptions
+        {
+            Provider = RunStoreProvider.PostgreSql,
+            ConnectionString = new NpgsqlConnectionStringBuilder(server) { Database = databaseName }.ConnectionString,
+        };
+        var scheduler = Start(database, fires: true);
+        var api = Start(database, fires: false);
+        try
+        {
+            var schedules = api.Services.GetRequiredService<ScheduleService>();
+            var store = api.Services.GetRequiredService<RunStore>();
+            Seed(schedules);
+            MeasureLateness(store);
+            MeasureChangeToLive(schedules, store);
+
+            var created = 0;
+            yield return new Benchmark("create schedule (API)", $"{ActiveSchedules:N0} active", 20,
+                () => schedules.CreateAsync("report", new ScheduleDefinition { Name = $"created-{created++}", Cron = "0 3 * * *" }).GetAwaiter().GetResult(),
+                result => Require(((ScheduleDescription)result!).State == ScheduleState.Active, "a created schedule is active"));
+            var key = new ScheduleKey("report", "active-0");
+            yield return new Benchmark("describe, 5 next fire times", $"{ActiveSchedules:N0} active", 40,
+                () => schedules.DescribeAsync(key).GetAwaiter().GetResult(),
+                result => Require(((ScheduleDescription)result!).NextFireTimes.Count == 5, "five next fire times"));
+            yield return new Benchmark("list all", $"{ActiveSchedules:N0} active", 5,
+                () => schedules.ListAsync().GetAwaiter().GetResult(),
+                result => Require(((IReadOnlyList<ScheduleDescription>)result!).Count >= ActiveSchedules, "every schedule listed"));
+            var launcher = api.Services.GetRequiredService<RunLauncher>();
+            yield return new Benchmark("start a scheduled run", "2 steps, run store on PostgreSQL", 40,
+                () => launcher.StartAsync(new RunRequest
+                {
+                    Pipeline = "report",
+                    IdempotencyKey = key.IdempotencyKeyFor(DateTimeOffset.UtcNow) + Guid.NewGuid(),
+                    Trigger = RunTriggers.Schedule,
+                    Schedule = key.ToString(),
+                    FireTime = DateTimeOffset.UtcNow,
+                }, CancellationToken.None).GetAwaiter().GetResult(),
+                result => Require(((LaunchedRun)result!).Created, "a run is created"));
+        }
+        finally
+        {
+            api.StopAsync().GetAwaiter().GetResult();
+            scheduler.StopAsync().GetAwaiter().GetResult();
+            api.Dispose();
+            scheduler.Dispose();
+            NpgsqlConnection.ClearAllPools();
+            Execute(server, $"DROP DATABASE IF EXISTS \"{databaseName}\" WITH (FORCE)");
+        }
+    }
+
+    /// <summary>Schedules firing once a minute, spread evenly over the seconds: about 167 fires a second.</summary>
+    private static void Seed(ScheduleService schedules)
+    {
+        var started = Stopwatch.GetTimestamp();
+        Parallel.For(0, ActiveSchedules, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+            schedules.CreateAsync("report", new ScheduleDefinition { Name = $"active-{i}", Cron = $"{i % 60} * * * * ?" }).GetAwaiter().GetResult());
+        Console.Error.WriteLine($"scheduler: created {ActiveSchedules:N0} schedules in {BenchmarkRunner.Time(Stopwatch.GetElapsedTime(started))}");
+    }
+
+    private static void MeasureLateness(RunStore store)
+    {
+        var from = DateTimeOffset.UtcNow;
+        Thread.Sleep(LatenessWindow);
+        var to = DateTimeOffset.UtcNow;
+        var lateness = store.ReadAsync(c => c.Runs
+                .Where(r => r.Trigger == RunTriggers.Schedule && r.FireTime >= from && r.FireTime < to)
+                .Select(r => new { r.CreatedAt, r.FireTime })
+                .ToListAsync())
+            .GetAwaiter().GetResult()
+            .Select(r => r.CreatedAt - r.FireTime!.Value)
+            .Order()
+            .ToList();
+        Require(lateness.Count > 0, "schedules fired during the window");
+        var expected = (int)(LatenessWindow.TotalSeconds * ActiveSchedules / 60);
+        Console.Error.WriteLine(
+            $"scheduler: fire lateness at {ActiveSchedules:N0} schedules over {LatenessWindow.TotalSeconds:0} s: {lateness.Count:N0} fires (about {expected:N0} due), " +
+            $"p50 {BenchmarkRunner.Time(Percentile(lateness, 0.50))}, p99 {BenchmarkRunner.Time(Percentile(lateness, 0.99))}, max {BenchmarkRunner.Time(lateness[^1])}");
+    }
+
+    /// <summary>
+    /// Another process creates a schedule due at the next whole second; live is when the running
+    /// scheduler fires it. The figure is how late that fire is behind the later of its due time and
+    /// the end of the API call (0 when the scheduler saw it in time).
+    /// </summary>
+    private static void MeasureChangeToLive(ScheduleService schedules, RunStore store)
+    {
+        var delays = new List<TimeSpan>();
+        for (var i = 0; i < ChangeSamples; i++)
+        {
+            var name = $"changed-{i}";
+            var created = schedules.CreateAsync("report", new ScheduleDefinition { Name = name, Cron = "* * * * * ?", EndAt = DateTimeOffset.UtcNow.AddSeconds(3) })
+                .GetAwaiter().GetResult();
+            var applied = DateTimeOffset.UtcNow;
+            var due = created.NextFireTimes[0];
+            var schedule = $"report/{name}";
+            RunRecord? first = null;
+            var deadline = Stopwatch.GetTimestamp();
+            while (first is null && Stopwatch.GetElapsedTime(deadline) < TimeSpan.FromSeconds(10))
+            {
+                Thread.Sleep(10);
+                first = store.ReadAsync(c => c.Runs.Where(r => r.Schedule == schedule).OrderBy(r => r.FireTime).FirstOrDefaultAsync()).GetAwaiter().GetResult();
+            }
+            Require(first is not null, $"schedule {schedule} fired within 10 s");
+            var live = first!.CreatedAt - (due > applied ? due : applied);
+            delays.Add(live < TimeSpan.Zero ? TimeSpan.Zero : live);
+            Thread.Sleep(Random.Shared.Next(0, 1000));
+        }
+        delays.Sort();
+        Console.Error.WriteLine(
+            $"scheduler: API change to live over {ChangeSamples} creates: p50 {BenchmarkRunner.Time(Percentile(delays, 0.50))}, max {BenchmarkRunner.Time(delays[^1])}");
+    }
+
+    private static IHost Start(RunStoreOptions database, bool fires)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.AddFilter(level => level >= LogLevel.Warning).AddSimpleConsole(console => console.SingleLine = true);
+        var result = new PipelineLoader(new PipelineLoaderOptions { Variables = new Dictionary<string, string>() })
+            .Load(System.Text.Encoding.UTF8.GetBytes(Definitions), "scheduler-bench.yaml", ".");
+        builder.Services.AddSingleton(new PipelineCatalog(result.Definitions!));
+        var pipelines = builder.Services.AddPipelines(new ConfigurationBuilder().Build(), options => options.Database = database);
+        _ = fires ? pipelines.AddPipelinesScheduler() : pipelines.AddPipelinesSchedules();
+        var host = builder.Build();
+        host.StartAsync().GetAwaiter().GetResult();
+        return host;
+    }
+
+    private static TimeSpan Percentile(List<TimeSpan> sorted, double fraction) =>
+        sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(fraction * sorted.Count) - 1)];
+
+    private static void Require(bool condition, string what)
+    {
+        if (!condition)
+        {
+            throw new InvalidOperationException($"scheduler benchmark: expected {what}");
+        }
+    }
+
+    private static void Execute(string connectionString, string sql)
+    {
+        using var connection = new NpgsqlConnection(connectionString);
+        connection.Open();
+        using var command = new NpgsqlCommand(sql, connection);
+        command.ExecuteNonQuery();
+    }
+
+    private static bool Answers(NpgsqlConnectionStringBuilder server)
+    {
+        try
+        {
+            using var client = new TcpClient();
+            return client.ConnectAsync(server.Host ?? "127.0.0.1", server.Port).Wait(TimeSpan.FromSeconds(1)) && client.Connected;
+        }
+        catch (Exception exception) when (exception is AggregateException or SocketException)
+        {
+            return false;
+        }
+    }
+}
