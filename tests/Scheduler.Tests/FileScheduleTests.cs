@@ -78,4 +78,34 @@ public sealed class FileScheduleTests(ScratchDatabase database) : IClassFixture<
             Assert.Equal(ScheduleSource.File, described.Source);
         }
     }
+
+    [ServiceFact]
+    public async Task a_schedule_whose_pipeline_left_the_file_logs_each_fire_it_cannot_start()
+    {
+        var before = SchedulerTestHost.Catalog(Pipelines.Report + """
+
+              cleanup:
+                steps:
+                  - name: sweep
+                    handler: demo.sweep
+            """);
+        await using (var api = await SchedulerTestHost.StartAsync(before, database.Options, fires: false))
+        {
+            await api.Schedules.CreateAsync("cleanup", new ScheduleDefinition { Name = "orphan", Cron = "* * * * * ?" });
+        }
+
+        var log = new LogSink();
+        await using var scheduler = await SchedulerTestHost.StartAsync(SchedulerTestHost.Catalog(Pipelines.Report), database.Options, log: log);
+        var deadline = DateTimeOffset.UtcNow.AddSeconds(10);
+        while (!log.Events.Any(e => e.Id.Id == 5008) && DateTimeOffset.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+
+        var refused = Assert.Single(log.Events.Where(e => e.Id.Id == 5008).Take(1));
+        Assert.Contains("Schedule cleanup/orphan fire for", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("started no run: unknown pipeline 'cleanup'", refused.Message, StringComparison.Ordinal);
+        Assert.Empty(await scheduler.RunsAsync("cleanup/orphan"));
+        Assert.Equal(ScheduleState.Active, (await scheduler.Schedules.DescribeAsync(new ScheduleKey("cleanup", "orphan")))!.State);
+    }
 }

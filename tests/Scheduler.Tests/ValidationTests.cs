@@ -41,6 +41,13 @@ public sealed class ValidationTests
     }
 
     [Fact]
+    public void a_null_time_zone_from_json_is_refused_not_thrown()
+    {
+        var problem = Assert.Single(Problems(new ScheduleDefinition { Name = "tz", Cron = "0 3 * * *", Timezone = null! }));
+        Assert.Equal("timezone", problem.Field);
+    }
+
+    [Fact]
     public void every_problem_is_reported_at_once_each_with_its_field()
     {
         var problems = Problems(new ScheduleDefinition

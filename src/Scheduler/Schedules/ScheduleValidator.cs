@@ -76,7 +76,11 @@ public static partial class ScheduleValidator
         {
             problems.Add(new("cron", $"'{schedule.Cron}' has no fire time after {now:O}"));
         }
-        if (!CronSchedule.TryFindTimeZone(schedule.Timezone, out _, out var zoneError))
+        if (string.IsNullOrWhiteSpace(schedule.Timezone))
+        {
+            problems.Add(new("timezone", "give an IANA time zone such as Europe/Berlin, or leave timezone out for UTC"));
+        }
+        else if (!CronSchedule.TryFindTimeZone(schedule.Timezone, out _, out var zoneError))
         {
             problems.Add(new("timezone", zoneError));
         }

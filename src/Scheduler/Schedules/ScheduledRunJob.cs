@@ -47,14 +47,15 @@ internal sealed class ScheduledRunJob(
             return;
         }
 
-        if (await LaunchAsync(key, schedule, fireTime, cancellationToken) && queuedFireTime is not null)
+        await LaunchAsync(key, schedule, fireTime, cancellationToken);
+        if (queuedFireTime is not null)
         {
             await context.Scheduler.UnscheduleJob(context.Trigger.Key, cancellationToken);
         }
     }
 
-    /// <returns>False when the fire was refused for good (the pipeline or its parameters changed), true when it has its run.</returns>
-    private async Task<bool> LaunchAsync(ScheduleKey key, StoredSchedule schedule, DateTimeOffset fireTime, CancellationToken cancellationToken)
+    /// <summary>Starts the fire's run, or logs why it never will (the pipeline or its parameters changed); throws when it may on a retry.</summary>
+    private async Task LaunchAsync(ScheduleKey key, StoredSchedule schedule, DateTimeOffset fireTime, CancellationToken cancellationToken)
     {
         var idempotencyKey = key.IdempotencyKeyFor(fireTime);
         try
@@ -76,17 +77,14 @@ internal sealed class ScheduledRunJob(
             {
                 logger.AlreadyFired(key, fireTime, launched.RunId);
             }
-            return true;
         }
         catch (UnknownPipelineException exception)
         {
             logger.FireRefused(key, fireTime, exception.Message + " (it is no longer in the definition file)");
-            return false;
         }
         catch (InvalidRunInputException exception)
         {
             logger.FireRefused(key, fireTime, "the schedule's payload does not fit the pipeline's parameters: " + exception.Message);
-            return false;
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
@@ -99,7 +97,7 @@ internal sealed class ScheduledRunJob(
             if (stored is { } runId)
             {
                 logger.StartNotSent(key, fireTime, runId, exception);
-                return true;
+                return;
             }
             logger.FireFailed(key, fireTime, exception);
             throw;
