@@ -66,6 +66,48 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
         return launched;
     }
 
+    /// <summary>
+    /// Starts a new run that retries a failed or cancelled one from its failed step: steps that
+    /// succeeded (and were not compensated) keep their outputs and do not run again. The new run
+    /// links to the original. <paramref name="payload"/> overrides the original input when given.
+    /// </summary>
+    public async Task<LaunchedRun> RetryAsync(Guid runId, JsonObject? payload, CancellationToken cancellationToken)
+    {
+        var original = await store.ReadAsync(c => c.Runs.Include(r => r.Steps).SingleOrDefaultAsync(r => r.Id == runId, cancellationToken))
+            ?? throw new RunNotFoundException(runId);
+        if (original.State is not (RunState.Failed or RunState.Cancelled))
+        {
+            throw new InvalidRunStateException(runId, original.State, "only a failed or cancelled run can be retried");
+        }
+        var pipeline = catalog.Get(original.Pipeline);
+        var input = payload is null ? original.Input : InputOf(pipeline.Definition, payload).ToJsonString();
+        var reused = original.Steps
+            .Where(s => s.State == StepState.Succeeded && pipeline.Definition.FindStep(s.Name) is not null)
+            .ToDictionary(s => s.Name, s => s.Output, StringComparer.Ordinal);
+        var run = new RunRecord
+        {
+            Id = NewId.NextGuid(),
+            Pipeline = original.Pipeline,
+            DefinitionHash = pipeline.Hash,
+            Input = input,
+            State = RunState.Pending,
+            CreatedAt = store.Now,
+            Trigger = RunTriggers.Retry,
+            RetryOf = original.Id,
+            Schedule = original.Schedule,
+        };
+        var launched = await CreateAsync(store, pipeline, run, environment.Name, reused, cancellationToken);
+        await SendStartAsync(sendEndpoints, run.Id, cancellationToken);
+        return launched;
+    }
+
+    /// <summary>Asks the coordinator to cancel a run: pending steps never start, running handlers see their token cancelled.</summary>
+    public async Task CancelAsync(Guid runId, CancellationToken cancellationToken)
+    {
+        var coordinator = await sendEndpoints.GetSendEndpoint(StepQueues.Address(StepQueues.Coordinator));
+        await coordinator.Send(new CancelRun(runId), cancellationToken);
+    }
+
     /// <summary>The run's event: the payload with parameter defaults filled in, after checking it against the parameters.</summary>
     public static JsonObject InputOf(PipelineDefinition pipeline, JsonObject? payload)
     {
@@ -98,6 +140,7 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
         IReadOnlyDictionary<string, string?>? reusedOutputs, CancellationToken cancellationToken)
     {
         var (steps, chains) = RunPlanner.Plan(pipeline, run.Id, environment, reusedOutputs);
+        run.RemainingChains = chains.Count;
         try
         {
             await store.WriteAsync(context =>
@@ -118,6 +161,17 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
             return new LaunchedRun(existing.Id, Created: false, existing.State);
         }
     }
+}
+
+public sealed class RunNotFoundException(Guid runId) : Exception($"run {runId} does not exist")
+{
+    public Guid RunId { get; } = runId;
+}
+
+public sealed class InvalidRunStateException(Guid runId, RunState state, string rule)
+    : Exception($"run {runId} is {state.ToString().ToLowerInvariant()}: {rule}")
+{
+    public RunState State { get; } = state;
 }
 
 /// <summary>The deployment environment (<c>PIPELINES_ENV</c>), which <c>skip_in_env</c> refers to.</summary>

@@ -29,8 +29,11 @@ public interface IStepExecutor
 
     Task<JsonNode?> ExecuteAsync(StepContext context);
 
-    /// <summary>Undoes a completed step after its run failed; a no-op for kinds without compensation.</summary>
-    Task CompensateAsync(StepContext context, JsonNode? output);
+    /// <summary>
+    /// Undoes a completed step after its run failed. Returns false when the step has no
+    /// compensation, so the step stays succeeded (and a retry of the run reuses its output).
+    /// </summary>
+    Task<bool> CompensateAsync(StepContext context, JsonNode? output);
 }
 
 /// <summary>A step attempt failed for a reason the executor can state (exit code, timeout, policy).</summary>

@@ -18,8 +18,10 @@ public sealed class RoutingSlipPlanner(PipelineCatalog catalog)
     public const string RunVariable = "pipelines.run";
     public const string ChainVariable = "pipelines.chain";
     public const string CompensationVariable = "pipelines.compensation";
-    /// <summary>Set by an activity that terminates its slip because its step went on in the background.</summary>
+    /// <summary>Set by an activity that ends its slip early because its step went on in the background.</summary>
     public const string DetachedStepVariable = "pipelines.detached";
+    /// <summary>Set by an activity that ends its slip early because its run stopped accepting work or its step was cancelled.</summary>
+    public const string StoppedVariable = "pipelines.stopped";
 
     private static readonly Uri CoordinatorAddress = StepQueues.Address(StepQueues.Coordinator);
     private readonly ConcurrentDictionary<string, IReadOnlyDictionary<string, (Uri Execute, Uri Compensate)>> _addresses = new();
@@ -65,7 +67,9 @@ public sealed class RoutingSlipPlanner(PipelineCatalog catalog)
     private static void Subscribe(RoutingSlipBuilder builder) =>
         builder.AddSubscription(
             CoordinatorAddress,
-            RoutingSlipEvents.Completed | RoutingSlipEvents.Faulted | RoutingSlipEvents.Terminated,
+            // A terminated slip also reports Completed (with the terminating activity's variables),
+            // so Terminated would only add a message.
+            RoutingSlipEvents.Completed | RoutingSlipEvents.Faulted,
             RoutingSlipEventContents.Variables);
 
     private IReadOnlyDictionary<string, (Uri Execute, Uri Compensate)> AddressesOf(string pipeline) =>

@@ -32,6 +32,10 @@ public sealed class RunRecord
     public Guid? RetryOf { get; set; }
     public string? FailedStep { get; set; }
     public string? Error { get; set; }
+    /// <summary>Chains not yet completed; the run succeeds when it reaches zero.</summary>
+    public int RemainingChains { get; set; }
+    /// <summary>Bumped by every coordinator transaction: updating it first takes the run's row lock, so the coordinator's decisions about one run are serialized.</summary>
+    public int Version { get; set; }
     public List<StepRecord> Steps { get; set; } = [];
 }
 

@@ -83,6 +83,9 @@ namespace Pipelines.Core.Persistence.Migrations.Postgres
                         .HasMaxLength(128)
                         .HasColumnType("character varying(128)");
 
+                    b.Property<int>("RemainingChains")
+                        .HasColumnType("integer");
+
                     b.Property<Guid?>("RetryOf")
                         .HasColumnType("uuid");
 
@@ -102,6 +105,9 @@ namespace Pipelines.Core.Persistence.Migrations.Postgres
                         .IsRequired()
                         .HasMaxLength(16)
                         .HasColumnType("character varying(16)");
+
+                    b.Property<int>("Version")
+                        .HasColumnType("integer");
 
                     b.HasKey("Id");
 

@@ -78,6 +78,9 @@ namespace Pipelines.Core.Persistence.Migrations.Sqlite
                         .HasMaxLength(128)
                         .HasColumnType("TEXT");
 
+                    b.Property<int>("RemainingChains")
+                        .HasColumnType("INTEGER");
+
                     b.Property<Guid?>("RetryOf")
                         .HasColumnType("TEXT");
 
@@ -97,6 +100,9 @@ namespace Pipelines.Core.Persistence.Migrations.Sqlite
                         .IsRequired()
                         .HasMaxLength(16)
                         .HasColumnType("TEXT");
+
+                    b.Property<int>("Version")
+                        .HasColumnType("INTEGER");
 
                     b.HasKey("Id");
 

@@ -12,7 +12,7 @@ using Pipelines.Core.Persistence;
 namespace Pipelines.Core.Persistence.Migrations.Postgres
 {
     [DbContext(typeof(PostgresRunStoreContext))]
-    [Migration("20261123083647_InitialRunStore")]
+    [Migration("20261123084340_InitialRunStore")]
     partial class InitialRunStore
     {
         /// <inheritdoc />
@@ -86,6 +86,9 @@ namespace Pipelines.Core.Persistence.Migrations.Postgres
                         .HasMaxLength(128)
                         .HasColumnType("character varying(128)");
 
+                    b.Property<int>("RemainingChains")
+                        .HasColumnType("integer");
+
                     b.Property<Guid?>("RetryOf")
                         .HasColumnType("uuid");
 
@@ -105,6 +108,9 @@ namespace Pipelines.Core.Persistence.Migrations.Postgres
                         .IsRequired()
                         .HasMaxLength(16)
                         .HasColumnType("character varying(16)");
+
+                    b.Property<int>("Version")
+                        .HasColumnType("integer");
 
                     b.HasKey("Id");
 

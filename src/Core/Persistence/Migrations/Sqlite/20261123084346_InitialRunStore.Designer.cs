@@ -11,7 +11,7 @@ using Pipelines.Core.Persistence;
 namespace Pipelines.Core.Persistence.Migrations.Sqlite
 {
     [DbContext(typeof(SqliteRunStoreContext))]
-    [Migration("20261123083648_InitialRunStore")]
+    [Migration("20261123084346_InitialRunStore")]
     partial class InitialRunStore
     {
         /// <inheritdoc />
@@ -81,6 +81,9 @@ namespace Pipelines.Core.Persistence.Migrations.Sqlite
                         .HasMaxLength(128)
                         .HasColumnType("TEXT");
 
+                    b.Property<int>("RemainingChains")
+                        .HasColumnType("INTEGER");
+
                     b.Property<Guid?>("RetryOf")
                         .HasColumnType("TEXT");
 
@@ -100,6 +103,9 @@ namespace Pipelines.Core.Persistence.Migrations.Sqlite
                         .IsRequired()
                         .HasMaxLength(16)
                         .HasColumnType("TEXT");
+
+                    b.Property<int>("Version")
+                        .HasColumnType("INTEGER");
 
                     b.HasKey("Id");
 

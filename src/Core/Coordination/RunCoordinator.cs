@@ -1,0 +1,391 @@
+using MassTransit.Courier.Contracts;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using Pipelines.Core.Contracts;
+using Pipelines.Core.Graph;
+using Pipelines.Core.Persistence;
+using Pipelines.Core.Planning;
+using Pipelines.Core.Runs;
+
+namespace Pipelines.Core.Coordination;
+
+/// <summary>What the coordinator decided inside its transaction and does after the commit.</summary>
+public sealed class CoordinatorActions
+{
+    public List<RoutingSlip> Slips { get; } = [];
+    public List<object> Events { get; } = [];
+}
+
+/// <summary>How a chain's routing slip ended.</summary>
+public enum ChainEnd
+{
+    Completed,
+    Faulted,
+    /// <summary>An activity stopped the slip: its run no longer accepts work, or its step was cancelled.</summary>
+    Terminated,
+}
+
+/// <summary>
+/// Keeps each run moving: plans it, starts every chain whose parent chains have all completed,
+/// fails, cancels and compensates. Every decision about a run happens in one transaction that
+/// first updates the run's row, which serializes the coordinator's transactions for that run
+/// across processes; so when the parents of a join finish at the same instant on different
+/// workers, exactly one transaction sees the join's last parent complete and starts it.
+/// Redelivered events find their chain already moved and change nothing.
+/// </summary>
+public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catalog, RoutingSlipPlanner planner, ILogger<RunCoordinator> logger)
+{
+    private RoutingSlipPlanner Planner => planner;
+
+    private DateTimeOffset Now => store.Now;
+
+    public async Task<CoordinatorActions> StartAsync(StartRun message, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        if (!await store.ReadAsync(c => c.Runs.AnyAsync(r => r.Id == message.RunId, cancellationToken)))
+        {
+            if (catalog.Find(message.Pipeline) is not { } pipeline)
+            {
+                LogUnknownRun(message.RunId, message.Pipeline);
+                return new CoordinatorActions();
+            }
+            // Published directly on the bus (not through RunLauncher): store the run first.
+            var input = RunLauncher.InputOf(pipeline.Definition, message.Payload is null ? null : System.Text.Json.Nodes.JsonNode.Parse(message.Payload)?.AsObject());
+            await RunLauncher.CreateAsync(store, pipeline, new RunRecord
+            {
+                Id = message.RunId,
+                Pipeline = pipeline.Definition.Name,
+                DefinitionHash = pipeline.Hash,
+                Input = input.ToJsonString(),
+                CreatedAt = store.Now,
+                IdempotencyKey = message.IdempotencyKey,
+                Trigger = message.Trigger,
+            }, PipelinesEnvironment.FromProcess().Name, reusedOutputs: null, cancellationToken);
+        }
+
+        return await InRunAsync(message.RunId, scope =>
+        {
+            if (scope.Run.State == RunState.Pending)
+            {
+                scope.Run.State = RunState.Running;
+                scope.Run.StartedAt = store.Now;
+                scope.DispatchReadyChains();
+                scope.Settle();
+            }
+            else if (scope.Run.State == RunState.Running)
+            {
+                // A redelivered StartRun: resend chains that were dispatched but never began, in case
+                // the first delivery committed and then failed to send them. Duplicates are harmless:
+                // a step is claimed once.
+                scope.RedispatchUnstartedChains();
+            }
+            return Task.CompletedTask;
+        }, cancellationToken);
+    }
+
+    public Task<CoordinatorActions> ChainEndedAsync(Guid runId, int chain, ChainEnd end, CancellationToken cancellationToken) =>
+        InRunAsync(runId, async scope =>
+        {
+            var record = scope.Chain(chain);
+            if (record.State != ChainState.Dispatched)
+            {
+                return;
+            }
+            switch (end)
+            {
+                case ChainEnd.Completed:
+                    scope.CompleteChain(record);
+                    break;
+                case ChainEnd.Faulted:
+                    record.State = ChainState.Cancelled;
+                    await scope.FailAsync(await FailedStepOfChainAsync(scope, chain), cancellationToken);
+                    break;
+                default:
+                    record.State = ChainState.Cancelled;
+                    break;
+            }
+            await scope.SettleAsync(cancellationToken);
+        }, cancellationToken);
+
+    /// <summary>A step that outlived its delivery finished in the background; continue its chain.</summary>
+    public Task<CoordinatorActions> DetachedStepFinishedAsync(Guid runId, string step, CancellationToken cancellationToken) =>
+        InRunAsync(runId, async scope =>
+        {
+            var record = scope.Steps.Single(s => s.Name == step);
+            var chain = scope.Chain(record.Chain);
+            if (chain.State != ChainState.Dispatched)
+            {
+                return;
+            }
+            switch (record.State)
+            {
+                case StepState.Succeeded:
+                    var rest = scope.RemainderOf(chain.Index, after: record.Position);
+                    if (rest.Count == 0)
+                    {
+                        scope.CompleteChain(chain);
+                    }
+                    else if (scope.Run.State.AcceptsWork())
+                    {
+                        scope.Dispatch(chain.Index, rest);
+                    }
+                    else
+                    {
+                        chain.State = ChainState.Cancelled;
+                    }
+                    break;
+                case StepState.Failed:
+                    chain.State = ChainState.Cancelled;
+                    await scope.FailAsync(record, cancellationToken);
+                    break;
+                case StepState.Cancelled:
+                    chain.State = ChainState.Cancelled;
+                    break;
+                default:
+                    return;
+            }
+            await scope.SettleAsync(cancellationToken);
+        }, cancellationToken);
+
+    public Task<CoordinatorActions> CancelAsync(Guid runId, CancellationToken cancellationToken) =>
+        InRunAsync(runId, async scope =>
+        {
+            if (!StateRules.CanMove(scope.Run.State, RunState.Cancelled))
+            {
+                return;
+            }
+            scope.Run.State = RunState.Cancelled;
+            scope.Run.FinishedAt = store.Now;
+            foreach (var chain in scope.Chains.Where(c => c.State is ChainState.Waiting or ChainState.Dispatched))
+            {
+                chain.State = ChainState.Cancelled;
+            }
+            await scope.CancelPendingStepsAsync(cancellationToken);
+            scope.Actions.Events.Add(new RunCancellationRequested(runId));
+            scope.Actions.Events.Add(new RunFinished(runId, scope.Run.Pipeline, RunState.Cancelled, null));
+        }, cancellationToken);
+
+    public Task<CoordinatorActions> CompensationEndedAsync(Guid runId, CancellationToken cancellationToken) =>
+        InRunAsync(runId, scope =>
+        {
+            if (scope.Run.State == RunState.Compensating)
+            {
+                scope.Finish(RunState.Failed);
+            }
+            return Task.CompletedTask;
+        }, cancellationToken);
+
+    /// <summary>
+    /// Re-dispatches the rest of a chain whose detached step lost its worker (the lease expired).
+    /// The step is then claimed again by whichever worker receives it, as a new attempt.
+    /// </summary>
+    public Task<CoordinatorActions> RecoverAbandonedStepAsync(Guid runId, string step, CancellationToken cancellationToken) =>
+        InRunAsync(runId, async scope =>
+        {
+            var now = store.Now;
+            var released = await scope.Context.Steps
+                .Where(s => s.RunId == runId && s.Name == step && s.State == StepState.Running && s.Detached && s.LeaseExpiresAt < now)
+                .ExecuteUpdateAsync(s => s
+                    .SetProperty(x => x.Detached, false)
+                    .SetProperty(x => x.LeaseOwner, (string?)null)
+                    .SetProperty(x => x.LeaseExpiresAt, (DateTimeOffset?)null), cancellationToken);
+            if (released == 0)
+            {
+                return;
+            }
+            var record = scope.Steps.Single(s => s.Name == step);
+            LogRecoveringStep(runId, step);
+            scope.Dispatch(record.Chain, scope.RemainderOf(record.Chain, after: record.Position - 1));
+        }, cancellationToken);
+
+    private static async Task<StepRecord?> FailedStepOfChainAsync(RunScope scope, int chain) =>
+        await scope.Context.Steps.AsNoTracking()
+            .Where(s => s.RunId == scope.Run.Id && s.Chain == chain && s.State == StepState.Failed)
+            .OrderBy(s => s.Position)
+            .FirstOrDefaultAsync();
+
+    private async Task<CoordinatorActions> InRunAsync(Guid runId, Func<RunScope, Task> decide, CancellationToken cancellationToken)
+    {
+        CoordinatorActions? actions = null;
+        await store.WriteAsync(async context =>
+        {
+            // Taking the row lock first serializes this run's coordinator transactions.
+            var locked = await context.Runs.Where(r => r.Id == runId)
+                .ExecuteUpdateAsync(r => r.SetProperty(x => x.Version, x => x.Version + 1), cancellationToken);
+            actions = new CoordinatorActions();
+            if (locked == 0)
+            {
+                LogUnknownRun(runId, "");
+                return;
+            }
+            var run = await context.Runs.SingleAsync(r => r.Id == runId, cancellationToken);
+            var chains = await context.Chains.Where(c => c.RunId == runId).OrderBy(c => c.Index).ToListAsync(cancellationToken);
+            var steps = await context.Steps.AsNoTracking().Where(s => s.RunId == runId).ToListAsync(cancellationToken);
+            var entry = catalog.Find(run.Pipeline);
+            if (entry is null)
+            {
+                LogUnknownRun(runId, run.Pipeline);
+                return;
+            }
+            await decide(new RunScope(this, context, entry, run, chains, steps, actions));
+        }, cancellationToken);
+        return actions!;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId} of pipeline '{Pipeline}' is not known here; message dropped")]
+    private partial void LogUnknownRun(Guid runId, string pipeline);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: step '{Step}' lost its worker; dispatching it again")]
+    private partial void LogRecoveringStep(Guid runId, string step);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId} of '{Pipeline}' {State}")]
+    private partial void LogRunFinished(Guid runId, string pipeline, RunState state);
+
+    /// <summary>The state of one run inside one coordinator transaction.</summary>
+    private sealed class RunScope(
+        RunCoordinator coordinator, RunStoreContext context, CatalogEntry entry,
+        RunRecord run, List<ChainRecord> chains, List<StepRecord> steps, CoordinatorActions actions)
+    {
+        public RunStoreContext Context => context;
+        public RunRecord Run => run;
+        public List<ChainRecord> Chains => chains;
+        public List<StepRecord> Steps => steps;
+        public CoordinatorActions Actions => actions;
+        private PipelineGraph Graph => entry.Graph;
+
+        public ChainRecord Chain(int index) => chains[index];
+
+        /// <summary>Steps of a chain after <paramref name="after"/> that still have to run, in order.</summary>
+        public List<string> RemainderOf(int chain, int after = -1) => steps
+            .Where(s => s.Chain == chain && s.Position > after && s.State is StepState.Pending or StepState.Running)
+            .OrderBy(s => s.Position)
+            .Select(s => s.Name)
+            .ToList();
+
+        public void DispatchReadyChains()
+        {
+            foreach (var chain in chains.Where(c => c.State == ChainState.Waiting && c.RemainingParents == 0).ToList())
+            {
+                if (!run.State.AcceptsWork())
+                {
+                    chain.State = ChainState.Cancelled;
+                    continue;
+                }
+                chain.State = ChainState.Dispatched;
+                var rest = RemainderOf(chain.Index);
+                if (rest.Count == 0)
+                {
+                    // Every step skipped or reused from the retried run.
+                    CompleteChain(chain);
+                }
+                else
+                {
+                    Dispatch(chain.Index, rest);
+                }
+            }
+        }
+
+        public void RedispatchUnstartedChains()
+        {
+            foreach (var chain in chains.Where(c => c.State == ChainState.Dispatched))
+            {
+                var rest = RemainderOf(chain.Index);
+                if (rest.Count > 0 && steps.Single(s => s.Name == rest[0]).State == StepState.Pending)
+                {
+                    Dispatch(chain.Index, rest);
+                }
+            }
+        }
+
+        public void Dispatch(int chain, List<string> rest)
+        {
+            var inChain = rest.ToHashSet(StringComparer.Ordinal);
+            var upstream = rest
+                .SelectMany(step => entry.Definition.FindStep(step)!.DependsOn)
+                .Where(dependency => !inChain.Contains(dependency))
+                .Distinct(StringComparer.Ordinal)
+                .ToDictionary(d => d, d => steps.Single(s => s.Name == d).Output, StringComparer.Ordinal);
+            actions.Slips.Add(coordinator.Planner.PlanChain(run.Id, run.Pipeline, chain, rest, upstream));
+        }
+
+        public void CompleteChain(ChainRecord chain)
+        {
+            chain.State = ChainState.Completed;
+            run.RemainingChains--;
+            foreach (var child in Graph.Chains[chain.Index].Children)
+            {
+                chains[child].RemainingParents--;
+            }
+            DispatchReadyChains();
+        }
+
+        public async Task FailAsync(StepRecord? failedStep, CancellationToken cancellationToken)
+        {
+            if (!StateRules.CanMove(run.State, RunState.Failing))
+            {
+                return;
+            }
+            run.State = RunState.Failing;
+            run.FailedStep = failedStep?.Name;
+            run.Error = failedStep is null ? "a step failed" : $"step '{failedStep.Name}' failed: {failedStep.ErrorMessage}";
+            foreach (var waiting in chains.Where(c => c.State == ChainState.Waiting))
+            {
+                waiting.State = ChainState.Cancelled;
+            }
+            await CancelPendingStepsAsync(cancellationToken);
+        }
+
+        public async Task CancelPendingStepsAsync(CancellationToken cancellationToken)
+        {
+            var now = coordinator.Now;
+            await context.Steps
+                .Where(s => s.RunId == run.Id && s.State == StepState.Pending)
+                .ExecuteUpdateAsync(s => s.SetProperty(x => x.State, StepState.Cancelled).SetProperty(x => x.FinishedAt, now), cancellationToken);
+        }
+
+        /// <summary>Finishes the run when nothing is left to do.</summary>
+        public void Settle()
+        {
+            if (run.State == RunState.Running && run.RemainingChains == 0)
+            {
+                Finish(RunState.Succeeded);
+            }
+        }
+
+        public async Task SettleAsync(CancellationToken cancellationToken)
+        {
+            Settle();
+            if (run.State != RunState.Failing)
+            {
+                return;
+            }
+            var stepStates = await context.Steps.AsNoTracking().Where(s => s.RunId == run.Id)
+                .Select(s => new { s.Name, s.State, s.Reused }).ToListAsync(cancellationToken);
+            if (stepStates.Any(s => s.State == StepState.Running))
+            {
+                return; // running branches finish first, so that their work is compensated too
+            }
+            var completed = stepStates.Where(s => s.State == StepState.Succeeded && !s.Reused).Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
+            var toCompensate = Graph.TopologicalOrder.Reverse()
+                .Select(i => Graph.Step(i))
+                .Where(s => s.Handler is not null && completed.Contains(s.Name))
+                .Select(s => s.Name)
+                .ToList();
+            if (toCompensate.Count == 0)
+            {
+                Finish(RunState.Failed);
+                return;
+            }
+            run.State = RunState.Compensating;
+            actions.Slips.Add(coordinator.Planner.PlanCompensation(run.Id, run.Pipeline, toCompensate));
+        }
+
+        public void Finish(RunState state)
+        {
+            run.State = state;
+            run.FinishedAt = coordinator.Now;
+            actions.Events.Add(new RunFinished(run.Id, run.Pipeline, state, run.FailedStep));
+            coordinator.LogRunFinished(run.Id, run.Pipeline, state);
+        }
+    }
+}

@@ -1,0 +1,73 @@
+using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Pipelines.Core.Persistence;
+using Pipelines.Core.Runs;
+
+namespace Pipelines.Core.Coordination;
+
+/// <summary>Configuration section <c>Pipelines:Coordinator</c>.</summary>
+public sealed class CoordinatorOptions
+{
+    /// <summary>How often the sweeper looks for unstarted runs and abandoned steps.</summary>
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a stored run may wait for its StartRun before the sweeper sends it again.</summary>
+    public TimeSpan PendingGrace { get; set; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>
+/// The coordinator's safety net, every few seconds: starts runs that were stored but whose
+/// StartRun never arrived (the broker was down when they were accepted), and dispatches again
+/// detached steps whose worker stopped renewing its lease (killed, or handed the step back).
+/// Two queries per sweep: an idle deployment stays quiet.
+/// </summary>
+public sealed partial class RunSweeper(RunStore store, RunCoordinator coordinator, IBus bus, IOptions<CoordinatorOptions> options, ILogger<RunSweeper> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.SweepInterval);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                await SweepAsync(stoppingToken);
+            }
+            catch (Exception exception) when (!stoppingToken.IsCancellationRequested)
+            {
+                LogSweepFailed(exception);
+            }
+        }
+    }
+
+    public async Task SweepAsync(CancellationToken cancellationToken)
+    {
+        var now = store.Now;
+        var stalePending = now - options.Value.PendingGrace;
+        var pending = await store.ReadAsync(c => c.Runs
+            .Where(r => r.State == RunState.Pending && r.CreatedAt < stalePending)
+            .OrderBy(r => r.CreatedAt).Select(r => r.Id).Take(500).ToListAsync(cancellationToken));
+        foreach (var runId in pending)
+        {
+            LogResendingStart(runId);
+            await RunLauncher.SendStartAsync(bus, runId, cancellationToken);
+        }
+
+        var abandoned = await store.ReadAsync(c => c.Steps
+            .Where(s => s.State == StepState.Running && s.Detached && s.LeaseExpiresAt < now)
+            .Select(s => new { s.RunId, s.Name }).Take(500).ToListAsync(cancellationToken));
+        foreach (var step in abandoned)
+        {
+            var actions = await coordinator.RecoverAbandonedStepAsync(step.RunId, step.Name, cancellationToken);
+            await actions.ApplyAsync(bus, cancellationToken);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId} was stored but not started; sending StartRun again")]
+    private partial void LogResendingStart(Guid runId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Sweep of pending runs and abandoned steps failed; retrying")]
+    private partial void LogSweepFailed(Exception exception);
+}

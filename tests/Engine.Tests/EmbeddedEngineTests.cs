@@ -1,0 +1,304 @@
+using System.Collections.Concurrent;
+using System.Text.Json.Nodes;
+using Pipelines.Core.Contracts;
+using Pipelines.Core.Hosting;
+using Pipelines.Core.Runs;
+using Pipelines.Workers.Demo;
+using Pipelines.Workers.Hosting;
+
+namespace Pipelines.Engine.Tests;
+
+/// <summary>The whole engine in one process: in-memory transport, SQLite run store (the embedded default).</summary>
+public sealed class EmbeddedEngineTests : IDisposable
+{
+    private readonly TemporarySqlite _database = new();
+    private readonly ConcurrentQueue<string> _executions = new();
+
+    public void Dispose() => _database.Dispose();
+
+    private const string Diamond = """
+        pipelines:
+          diamond:
+            parameters:
+              n: { type: integer, default: 2 }
+            steps:
+              - { name: a, handler: t.a }
+              - { name: b, handler: t.b, depends_on: [a] }
+              - { name: c, handler: t.c, depends_on: [a] }
+              - { name: d, handler: t.d, depends_on: [b, c] }
+        """;
+
+    private Task<EngineHost> StartAsync(string yaml, Action<PipelinesBuilder> handlers, Action<Workers.Steps.WorkerOptions>? worker = null, string? environment = null) =>
+        EngineHost.StartAsync(EngineHost.Catalog(yaml), _database.Options, pipelines =>
+        {
+            pipelines.AddCoordinator().AddWorker();
+            handlers(pipelines);
+        }, options => options.Environment = environment, worker);
+
+    private Func<Core.Execution.StepContext, Task<JsonNode?>> Record(Func<Core.Execution.StepContext, JsonNode?> body) => context =>
+    {
+        _executions.Enqueue(context.Step);
+        return Task.FromResult(body(context));
+    };
+
+    [Fact]
+    public async Task A_diamond_passes_outputs_downstream_and_joins_once()
+    {
+        await using var engine = await StartAsync(Diamond, p => p
+            .AddHandler("t.a", Record(c => new JsonObject { ["value"] = c.Event["n"]!.GetValue<int>() }))
+            .AddHandler("t.b", Record(c => new JsonObject { ["value"] = c.Inputs["a"]!["value"]!.GetValue<int>() * 10 }))
+            .AddHandler("t.c", Record(c => new JsonObject { ["value"] = c.Inputs["a"]!["value"]!.GetValue<int>() + 1 }))
+            .AddHandler("t.d", Record(c => new JsonObject { ["sum"] = c.Inputs["b"]!["value"]!.GetValue<int>() + c.Inputs["c"]!["value"]!.GetValue<int>() })));
+
+        var launched = await engine.StartRunAsync("diamond", new JsonObject { ["n"] = 4 });
+        var run = await engine.WaitForRunAsync(launched.RunId);
+
+        Assert.Equal(RunState.Succeeded, run.State);
+        Assert.Equal("""{"sum":45}""", run.Steps.Single(s => s.Name == "d").Output);
+        Assert.Equal(["a", "b", "c", "d"], _executions.Order(StringComparer.Ordinal));
+        Assert.All(run.Steps, s => Assert.Equal(1, s.Attempts));
+    }
+
+    [Fact]
+    public async Task Parameter_defaults_fill_the_event()
+    {
+        await using var engine = await StartAsync(Diamond, p => p
+            .AddHandler("t.a", Record(c => c.Event.DeepClone()))
+            .AddHandler("t.b", Record(_ => null)).AddHandler("t.c", Record(_ => null)).AddHandler("t.d", Record(_ => null)));
+
+        var run = await engine.WaitForRunAsync((await engine.StartRunAsync("diamond")).RunId);
+
+        Assert.Equal("""{"n":2}""", run.Steps.Single(s => s.Name == "a").Output);
+    }
+
+    [Fact]
+    public async Task A_payload_of_the_wrong_type_is_refused_naming_the_parameter()
+    {
+        await using var engine = await StartAsync(Diamond, p => p.AddDemoHandlers());
+
+        var error = await Assert.ThrowsAsync<Core.Coordination.InvalidRunInputException>(() => engine.StartRunAsync("diamond", new JsonObject { ["n"] = "two" }));
+
+        Assert.Equal("n", error.Problems.Single().Field);
+        Assert.Contains("parameter 'n' must be an integer", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_failing_step_is_retried_then_fails_the_run_with_its_error_and_cancels_what_is_pending()
+    {
+        const string yaml = """
+            pipelines:
+              flaky:
+                steps:
+                  - { name: first, handler: t.ok }
+                  - name: breaks
+                    handler: t.breaks
+                    depends_on: [first]
+                    retry: { attempts: 3, backoff: fixed, initial: 10ms }
+                  - { name: after, handler: t.ok, depends_on: [breaks] }
+            """;
+        await using var engine = await StartAsync(yaml, p => p
+            .AddHandler("t.ok", Record(_ => null))
+            .AddHandler("t.breaks", c => throw new InvalidOperationException($"broken on attempt {c.Attempt}")));
+
+        var run = await engine.WaitForRunAsync((await engine.StartRunAsync("flaky")).RunId);
+
+        Assert.Equal(RunState.Failed, run.State);
+        Assert.Equal("breaks", run.FailedStep);
+        var breaks = run.Steps.Single(s => s.Name == "breaks");
+        Assert.Equal((StepState.Failed, 3), (breaks.State, breaks.Attempts));
+        Assert.Equal(typeof(InvalidOperationException).FullName, breaks.ErrorType);
+        Assert.Equal("broken on attempt 3", breaks.ErrorMessage);
+        Assert.Contains("at ", breaks.ErrorStack, StringComparison.Ordinal);
+        Assert.Equal(StepState.Cancelled, run.Steps.Single(s => s.Name == "after").State);
+        var attempts = (await engine.AttemptsAsync(run.Id)).Where(a => a.Step == "breaks").ToList();
+        Assert.Equal([1, 2, 3], attempts.Select(a => a.Number));
+        Assert.All(attempts, a => Assert.Equal(StepState.Failed, a.State));
+    }
+
+    [Fact]
+    public async Task A_step_that_runs_too_long_is_cancelled_and_fails_as_timed_out()
+    {
+        const string yaml = """
+            pipelines:
+              slow:
+                steps:
+                  - { name: sleepy, handler: demo.sleep, timeout: 200ms }
+            """;
+        await using var engine = await StartAsync(yaml, p => p.AddDemoHandlers());
+
+        var run = await engine.WaitForRunAsync((await engine.StartRunAsync("slow", new JsonObject { ["sleep_ms"] = 30_000 })).RunId);
+
+        var step = run.Steps.Single();
+        Assert.Equal(RunState.Failed, run.State);
+        Assert.Equal("step 'sleepy' timed out after 200ms", step.ErrorMessage);
+    }
+
+    [Fact]
+    public async Task Compensations_run_in_reverse_dependency_order_across_parallel_branches()
+    {
+        const string yaml = """
+            pipelines:
+              saga:
+                steps:
+                  - { name: reserve, handler: t.undoable }
+                  - { name: left, handler: t.undoable, depends_on: [reserve] }
+                  - { name: right, handler: t.undoable, depends_on: [reserve] }
+                  - { name: charge, handler: t.fails, depends_on: [left, right] }
+            """;
+        var undone = new ConcurrentQueue<string>();
+        await using var engine = await StartAsync(yaml, p => p
+            .AddHandler("t.undoable", Record(_ => null), (context, _) =>
+            {
+                undone.Enqueue(context.Step);
+                return Task.CompletedTask;
+            })
+            .AddHandler("t.fails", _ => throw new InvalidOperationException("card declined")));
+
+        var run = await engine.WaitForRunAsync((await engine.StartRunAsync("saga")).RunId);
+
+        Assert.Equal(RunState.Failed, run.State);
+        var order = undone.ToList();
+        Assert.Equal(3, order.Count);
+        Assert.Equal("reserve", order[^1]);
+        Assert.Equal(["left", "right"], order.Take(2).Order(StringComparer.Ordinal));
+        Assert.All(run.Steps.Where(s => s.Name != "charge"), s => Assert.Equal(StepState.Compensated, s.State));
+    }
+
+    [Fact]
+    public async Task Cancelling_a_run_stops_its_running_handler_and_pending_steps_never_start()
+    {
+        const string yaml = """
+            pipelines:
+              long:
+                steps:
+                  - { name: sleepy, handler: demo.sleep }
+                  - { name: later, handler: t.never, depends_on: [sleepy] }
+            """;
+        await using var engine = await StartAsync(yaml, p => p.AddDemoHandlers().AddHandler("t.never", Record(_ => null)));
+        var launched = await engine.StartRunAsync("long", new JsonObject { ["sleep_ms"] = 60_000 });
+        await engine.WaitForStepAsync(launched.RunId, "sleepy", StepState.Running);
+
+        await engine.Launcher.CancelAsync(launched.RunId, CancellationToken.None);
+
+        var run = await engine.WaitForRunAsync(launched.RunId);
+        Assert.Equal(RunState.Cancelled, run.State);
+        await engine.WaitForStepAsync(launched.RunId, "sleepy", StepState.Cancelled, TimeSpan.FromSeconds(5));
+        Assert.Equal(StepState.Cancelled, run.Steps.Single(s => s.Name == "later").State);
+        Assert.Empty(_executions);
+    }
+
+    [Fact]
+    public async Task Retrying_a_failed_run_starts_from_the_failed_step_and_reuses_earlier_outputs()
+    {
+        const string yaml = """
+            pipelines:
+              twice:
+                steps:
+                  - { name: first, handler: t.first }
+                  - { name: second, handler: t.second, depends_on: [first] }
+            """;
+        var healthy = false;
+        await using var engine = await StartAsync(yaml, p => p
+            .AddHandler("t.first", Record(_ => new JsonObject { ["token"] = "abc" }))
+            .AddHandler("t.second", Record(c => healthy ? c.Inputs["first"]!.DeepClone() : throw new InvalidOperationException("not yet"))));
+        var failed = await engine.WaitForRunAsync((await engine.StartRunAsync("twice")).RunId);
+        Assert.Equal(RunState.Failed, failed.State);
+
+        healthy = true;
+        var retried = await engine.Launcher.RetryAsync(failed.Id, payload: null, CancellationToken.None);
+        var run = await engine.WaitForRunAsync(retried.RunId);
+
+        Assert.Equal(RunState.Succeeded, run.State);
+        Assert.Equal(failed.Id, run.RetryOf);
+        Assert.True(run.Steps.Single(s => s.Name == "first").Reused);
+        Assert.Equal("""{"token":"abc"}""", run.Steps.Single(s => s.Name == "second").Output);
+        Assert.Equal(["first", "second", "second"], _executions.ToList());
+    }
+
+    [Fact]
+    public async Task The_same_idempotency_key_returns_the_same_run()
+    {
+        await using var engine = await StartAsync(Diamond, p => p.AddDemoHandlers()
+            .AddHandler("t.a", Record(_ => null)).AddHandler("t.b", Record(_ => null)).AddHandler("t.c", Record(_ => null)).AddHandler("t.d", Record(_ => null)));
+
+        var first = await engine.StartRunAsync("diamond", idempotencyKey: "order-42");
+        var second = await engine.StartRunAsync("diamond", idempotencyKey: "order-42");
+        await engine.WaitForRunAsync(first.RunId);
+
+        Assert.True(first.Created);
+        Assert.False(second.Created);
+        Assert.Equal(first.RunId, second.RunId);
+        Assert.Equal(4, _executions.Count);
+    }
+
+    [Fact]
+    public async Task Steps_skipped_in_the_current_environment_are_recorded_and_their_dependants_run()
+    {
+        const string yaml = """
+            pipelines:
+              envs:
+                steps:
+                  - { name: prepare, handler: t.ok }
+                  - { name: publish, handler: t.ok, depends_on: [prepare], skip_in_env: [dev] }
+                  - { name: notify, handler: t.ok, depends_on: [publish] }
+            """;
+        await using var engine = await StartAsync(yaml, p => p.AddHandler("t.ok", Record(_ => null)), environment: "dev");
+
+        var run = await engine.WaitForRunAsync((await engine.StartRunAsync("envs")).RunId);
+
+        Assert.Equal(RunState.Succeeded, run.State);
+        Assert.Equal(StepState.Skipped, run.Steps.Single(s => s.Name == "publish").State);
+        Assert.Equal(["prepare", "notify"], _executions.ToList());
+    }
+
+    [Fact]
+    public async Task A_run_published_directly_on_the_bus_is_created_and_runs()
+    {
+        await using var engine = await StartAsync(Diamond, p => p
+            .AddHandler("t.a", Record(_ => null)).AddHandler("t.b", Record(_ => null)).AddHandler("t.c", Record(_ => null)).AddHandler("t.d", Record(_ => null)));
+        var runId = Guid.NewGuid();
+
+        await engine.PublishAsync(new StartRun { RunId = runId, Pipeline = "diamond", Payload = """{"n":3}""" });
+        await Task.Delay(100);
+        await engine.PublishAsync(new StartRun { RunId = runId, Pipeline = "diamond", Payload = """{"n":3}""" });
+
+        var run = await engine.WaitForRunAsync(runId);
+        Assert.Equal(RunState.Succeeded, run.State);
+        Assert.Equal(4, _executions.Count);
+    }
+
+    [Fact]
+    public async Task A_step_longer_than_the_delivery_hold_detaches_and_completes_once()
+    {
+        const string yaml = """
+            pipelines:
+              long:
+                steps:
+                  - { name: sleepy, handler: demo.sleep }
+                  - { name: after, handler: t.ok, depends_on: [sleepy] }
+            """;
+        await using var engine = await StartAsync(yaml, p => p.AddDemoHandlers().AddHandler("t.ok", Record(c => c.Inputs["sleepy"]!.DeepClone())),
+            worker => worker.HoldDeliveryFor = TimeSpan.FromMilliseconds(300));
+
+        var run = await engine.WaitForRunAsync((await engine.StartRunAsync("long", new JsonObject { ["sleep_ms"] = 1500 })).RunId);
+
+        Assert.Equal(RunState.Succeeded, run.State);
+        var sleepy = run.Steps.Single(s => s.Name == "sleepy");
+        Assert.True(sleepy.Detached);
+        Assert.Equal(1, sleepy.Attempts);
+        Assert.Equal("""{"slept_ms":1500,"attempt":1}""", sleepy.Output);
+        Assert.Equal("""{"slept_ms":1500,"attempt":1}""", run.Steps.Single(s => s.Name == "after").Output);
+    }
+
+    [Fact]
+    public async Task The_example_pipeline_runs_on_the_demo_handlers()
+    {
+        var catalog = Core.Planning.PipelineCatalog.Load(Pipelines.Tests.RepositoryRoot.File("config/pipelines.yaml"));
+        await using var engine = await EngineHost.StartAsync(catalog, _database.Options, p => p.AddCoordinator().AddWorker().AddDemoHandlers());
+
+        var run = await engine.WaitForRunAsync((await engine.StartRunAsync("orders-report", new JsonObject { ["orders"] = 6 })).RunId);
+
+        Assert.Equal(RunState.Succeeded, run.State);
+        Assert.StartsWith("""{"report":"6 orders from""", run.Steps.Single(s => s.Name == "build-report").Output, StringComparison.Ordinal);
+    }
+}
