@@ -14,6 +14,7 @@ public static class PipelinesCli
         ValidateCommand.Create(),
         GraphCommand.Create(),
         SchemaCommand.Create(),
+        RunCommand.Create(),
     };
 
     /// <summary>Parses <paramref name="args"/>, runs the command and returns its exit code.</summary>
