@@ -2,7 +2,7 @@ using Pipelines.Tests;
 
 namespace Pipelines.Scheduler.Tests;
 
-/// <summary>A scheduler stopped across fire times, then started again (misfire threshold 2 s in these tests).</summary>
+/// <summary>A scheduler stopped across fire times, then started again.</summary>
 public sealed class MisfireTests(ScratchDatabase database) : IClassFixture<ScratchDatabase>
 {
     [ServiceFact]
@@ -16,7 +16,8 @@ public sealed class MisfireTests(ScratchDatabase database) : IClassFixture<Scrat
                     cron: "* * * * * ?"
                     misfire: skip
             """));
-        var before = await SchedulerTestHost.StartAsync(catalog, database.Options);
+        static void QuickMisfire(Hosting.SchedulerOptions options) => options.MisfireThreshold = TimeSpan.FromSeconds(2);
+        var before = await SchedulerTestHost.StartAsync(catalog, database.Options, options: QuickMisfire);
         await before.WaitForRunsAsync("report/catch-up", runs => runs.Count >= 2, TimeSpan.FromSeconds(15));
         await before.WaitForRunsAsync("report/skip", runs => runs.Count >= 2, TimeSpan.FromSeconds(15));
         await before.DisposeAsync();
@@ -24,7 +25,7 @@ public sealed class MisfireTests(ScratchDatabase database) : IClassFixture<Scrat
 
         var log = new LogSink();
         var restartedAt = DateTimeOffset.UtcNow;
-        await using var after = await SchedulerTestHost.StartAsync(catalog, database.Options, log: log);
+        await using var after = await SchedulerTestHost.StartAsync(catalog, database.Options, options: QuickMisfire, log: log);
         var catchUp = await after.WaitForRunsAsync("report/catch-up", runs => runs.Any(r => r.FireTime > restartedAt + TimeSpan.FromSeconds(1)), TimeSpan.FromSeconds(15));
         var skip = await after.WaitForRunsAsync("report/skip", runs => runs.Any(r => r.FireTime > restartedAt + TimeSpan.FromSeconds(1)), TimeSpan.FromSeconds(15));
         await after.StopAsync();
