@@ -8,5 +8,6 @@ using Pipelines.Workers.Hosting;
 var builder = Host.CreateApplicationBuilder(args);
 builder.Services.AddPipelines(builder.Configuration)
     .AddWorker()
+    .AddContainersWhenAvailable(builder.Configuration)
     .AddDemoHandlers();
 await builder.Build().RunAsync();

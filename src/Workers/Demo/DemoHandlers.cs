@@ -13,8 +13,9 @@ namespace Pipelines.Workers.Demo;
 public static class DemoHandlers
 {
     /// <summary>
-    /// When set, every demo handler execution appends <c>RUN STEP ATTEMPT</c> to this file: a
-    /// side-effect ledger that tests and the fault suite reconcile against the run store.
+    /// When set (a folder), every demo handler execution appends <c>RUN STEP ATTEMPT</c> to a file
+    /// of this process in it: a side-effect ledger that tests and the fault suite reconcile against
+    /// the run store. One file per process, because appends from two processes to one file can interleave.
     /// </summary>
     public const string LedgerVariable = "PIPELINES_LEDGER";
 
@@ -22,7 +23,9 @@ public static class DemoHandlers
 
     public static PipelinesBuilder AddDemoHandlers(this PipelinesBuilder builder)
     {
-        var ledger = Environment.GetEnvironmentVariable(LedgerVariable);
+        var ledger = Environment.GetEnvironmentVariable(LedgerVariable) is { Length: > 0 } folder
+            ? Path.Combine(folder, $"{Environment.ProcessId}.ledger")
+            : null;
         PipelinesBuilder Add(string name, Func<StepContext, Task<JsonNode?>> handle) =>
             builder.AddHandler(name, ledger is null ? handle : context =>
             {

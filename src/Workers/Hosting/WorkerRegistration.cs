@@ -58,6 +58,20 @@ public static class WorkerRegistration
         return builder;
     }
 
+    /// <summary>
+    /// <see cref="AddContainers"/> when <c>Pipelines:Containers:Enabled</c> says so, or, when it is
+    /// not set, when a Docker engine is configured (<c>DOCKER_HOST</c>) or its local socket exists:
+    /// a worker without an engine must not take container steps from the queue.
+    /// </summary>
+    public static PipelinesBuilder AddContainersWhenAvailable(this PipelinesBuilder builder, Microsoft.Extensions.Configuration.IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var enabled = configuration[$"{ContainerOptions.Section}:Enabled"] is { } setting
+            ? bool.Parse(setting)
+            : Environment.GetEnvironmentVariable("DOCKER_HOST") is { Length: > 0 } || File.Exists("/var/run/docker.sock");
+        return enabled ? builder.AddContainers() : builder;
+    }
+
     /// <summary>Registers handler <typeparamref name="THandler"/> under <paramref name="name"/> (the <c>handler:</c> of a step).</summary>
     public static PipelinesBuilder AddHandler<THandler>(this PipelinesBuilder builder, string name)
         where THandler : class, IStepHandler
