@@ -38,7 +38,7 @@ internal static class TestServices
         try
         {
             using var client = new TcpClient();
-            return client.ConnectAsync(host, port).Wait(TimeSpan.FromSeconds(1)) && client.Connected;
+            return client.ConnectAsync(host, port).Wait(TimeSpan.FromSeconds(5)) && client.Connected;
         }
         catch (AggregateException)
         {

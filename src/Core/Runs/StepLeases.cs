@@ -77,7 +77,9 @@ public sealed class StepLeases(RunStore store, string workerId, TimeSpan leaseDu
         {
             return new StepClaim.Inactive($"the step is {current.State.ToString().ToLowerInvariant()}");
         }
-        var leaseLive = current.State == StepState.Running && current.LeaseExpiresAt > now && current.LeaseOwner != workerId;
+        // A live lease is respected even when it is this worker's own: a second delivery of a step
+        // this process is running (a duplicated slip) must wait for it, not run it again.
+        var leaseLive = current.State == StepState.Running && current.LeaseExpiresAt > now;
         if (!run.State.AcceptsWork())
         {
             if (current.State == StepState.Running && !leaseLive)

@@ -27,9 +27,11 @@ public sealed partial class StepRunner(
     ISecretResolver secrets,
     IBus bus,
     IOptions<WorkerOptions> options,
+    IHostApplicationLifetime lifetime,
     ILoggerFactory loggerFactory,
     ILogger<StepRunner> logger) : IHostedService
 {
+    private volatile bool _stopping;
     private readonly ConcurrentDictionary<(Guid Run, string Step), RunningStep> _running = new();
     private readonly WorkerOptions _options = options.Value;
 
@@ -47,6 +49,10 @@ public sealed partial class StepRunner(
     {
         ArgumentNullException.ThrowIfNull(context);
         var (runId, pipelineName, stepName) = (context.Arguments.RunId, context.Arguments.Pipeline, context.Arguments.Step);
+        if (_stopping)
+        {
+            return await HandBackUnclaimedAsync(context);
+        }
         var waitedSince = DateTimeOffset.UtcNow;
         while (true)
         {
@@ -70,6 +76,21 @@ public sealed partial class StepRunner(
                     return await RunClaimedAsync(context, pipelineName, stepName, claimed);
             }
         }
+    }
+
+    /// <summary>
+    /// A step delivered while this worker stops is not started: the slip goes back to the step's
+    /// queue (the same activity again, then the rest), for a worker that is not stopping.
+    /// </summary>
+    private async Task<ExecutionResult> HandBackUnclaimedAsync(ExecuteContext<StepArguments> context)
+    {
+        await Task.Delay(TimeSpan.FromMilliseconds(250), CancellationToken.None);
+        var step = catalog.Get(context.Arguments.Pipeline).Definition.FindStep(context.Arguments.Step)!;
+        return context.ReviseItinerary(itinerary =>
+        {
+            itinerary.AddActivity(context.ActivityName, StepQueues.Address(StepQueues.For(step)), context.Arguments);
+            itinerary.AddActivitiesFromSourceItinerary();
+        });
     }
 
     /// <summary>Cancels the running steps of a run (they end as cancelled).</summary>
@@ -301,7 +322,12 @@ public sealed partial class StepRunner(
     private static string Describe(StepDefinition step) =>
         step.Handler is { } handler ? $"handler '{handler}' is not registered in this worker" : "container steps need a worker with a Docker engine";
 
-    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        // Before any hosted service stops (the bus included): from now on no new step starts here.
+        lifetime.ApplicationStopping.Register(() => _stopping = true);
+        return Task.CompletedTask;
+    }
 
     /// <summary>Gives in-flight steps the grace period to finish, then hands the rest back.</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
