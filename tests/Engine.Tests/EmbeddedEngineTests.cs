@@ -291,6 +291,28 @@ public sealed class EmbeddedEngineTests : IDisposable
     }
 
     [Fact]
+    public async Task A_run_is_one_trace_from_launch_through_every_step()
+    {
+        var spans = new ConcurrentBag<System.Diagnostics.Activity>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name is Core.Telemetry.PipelinesTelemetry.Name or "MassTransit",
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Add,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+        await using var engine = await StartAsync(Diamond, p => p
+            .AddHandler("t.a", Record(_ => null)).AddHandler("t.b", Record(_ => null)).AddHandler("t.c", Record(_ => null)).AddHandler("t.d", Record(_ => null)));
+
+        var run = await engine.WaitForRunAsync((await engine.StartRunAsync("diamond")).RunId);
+
+        var traceId = System.Diagnostics.ActivityContext.Parse(run.TraceParent!, null).TraceId;
+        var steps = spans.Where(s => s.OperationName.StartsWith("step ", StringComparison.Ordinal) && (string?)s.GetTagItem("pipelines.run_id") == run.Id.ToString()).ToList();
+        Assert.Equal(["step a", "step b", "step c", "step d"], steps.Select(s => s.OperationName).Order(StringComparer.Ordinal));
+        Assert.All(steps, s => Assert.Equal(traceId, s.TraceId));
+    }
+
+    [Fact]
     public async Task The_example_pipeline_runs_on_the_demo_handlers()
     {
         var catalog = Core.Planning.PipelineCatalog.Load(Pipelines.Tests.RepositoryRoot.File("config/pipelines.yaml"));

@@ -6,6 +6,7 @@ using Pipelines.Core.Graph;
 using Pipelines.Core.Persistence;
 using Pipelines.Core.Planning;
 using Pipelines.Core.Runs;
+using Pipelines.Core.Telemetry;
 
 namespace Pipelines.Core.Coordination;
 
@@ -60,6 +61,7 @@ public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catal
                 CreatedAt = store.Now,
                 IdempotencyKey = message.IdempotencyKey,
                 Trigger = message.Trigger,
+                TraceParent = System.Diagnostics.Activity.Current?.Id,
             }, PipelinesEnvironment.FromProcess().Name, reusedOutputs: null, cancellationToken);
         }
 
@@ -163,6 +165,7 @@ public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catal
             await scope.CancelPendingStepsAsync(cancellationToken);
             scope.Actions.Events.Add(new RunCancellationRequested(runId));
             scope.Actions.Events.Add(new RunFinished(runId, scope.Run.Pipeline, RunState.Cancelled, null));
+            PipelinesTelemetry.RecordRunFinished(scope.Run.Pipeline, nameof(RunState.Cancelled));
         }, cancellationToken);
 
     public Task<CoordinatorActions> CompensationEndedAsync(Guid runId, CancellationToken cancellationToken) =>
@@ -386,6 +389,7 @@ public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catal
             run.FinishedAt = coordinator.Now;
             actions.Events.Add(new RunFinished(run.Id, run.Pipeline, state, run.FailedStep));
             coordinator.LogRunFinished(run.Id, run.Pipeline, state);
+            PipelinesTelemetry.RecordRunFinished(run.Pipeline, state.ToString());
         }
     }
 }

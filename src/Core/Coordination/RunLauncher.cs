@@ -6,6 +6,7 @@ using Pipelines.Core.Definitions;
 using Pipelines.Core.Persistence;
 using Pipelines.Core.Planning;
 using Pipelines.Core.Runs;
+using Pipelines.Core.Telemetry;
 
 namespace Pipelines.Core.Coordination;
 
@@ -45,9 +46,12 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
         ArgumentNullException.ThrowIfNull(request);
         var pipeline = catalog.Get(request.Pipeline);
         var input = InputOf(pipeline.Definition, request.Payload);
+        var runId = NewId.NextGuid();
+        using var trace = PipelinesTelemetry.StartRunActivity($"run {pipeline.Definition.Name}", runId, pipeline.Definition.Name);
         var run = new RunRecord
         {
-            Id = NewId.NextGuid(),
+            Id = runId,
+            TraceParent = trace?.Id,
             Pipeline = pipeline.Definition.Name,
             DefinitionHash = pipeline.Hash,
             Input = input.ToJsonString(),
@@ -84,9 +88,13 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
         var reused = original.Steps
             .Where(s => s.State == StepState.Succeeded && pipeline.Definition.FindStep(s.Name) is not null)
             .ToDictionary(s => s.Name, s => s.Output, StringComparer.Ordinal);
+        var retryId = NewId.NextGuid();
+        using var trace = PipelinesTelemetry.StartRunActivity($"run {original.Pipeline}", retryId, original.Pipeline);
+        trace?.SetTag("pipelines.retry_of", original.Id.ToString());
         var run = new RunRecord
         {
-            Id = NewId.NextGuid(),
+            Id = retryId,
+            TraceParent = trace?.Id,
             Pipeline = original.Pipeline,
             DefinitionHash = pipeline.Hash,
             Input = input,

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Pipelines.Core.Persistence;
 using Pipelines.Core.Runs;
+using Pipelines.Core.Telemetry;
 
 namespace Pipelines.Core.Coordination;
 
@@ -48,18 +49,21 @@ public sealed partial class RunSweeper(RunStore store, RunCoordinator coordinato
         var stalePending = now - options.Value.PendingGrace;
         var pending = await store.ReadAsync(c => c.Runs
             .Where(r => r.State == RunState.Pending && r.CreatedAt < stalePending)
-            .OrderBy(r => r.CreatedAt).Select(r => r.Id).Take(500).ToListAsync(cancellationToken));
-        foreach (var runId in pending)
+            .OrderBy(r => r.CreatedAt).Select(r => new { r.Id, r.Pipeline, r.TraceParent }).Take(500).ToListAsync(cancellationToken));
+        foreach (var run in pending)
         {
-            LogResendingStart(runId);
-            await RunLauncher.SendStartAsync(bus, runId, cancellationToken);
+            LogResendingStart(run.Id);
+            using var trace = PipelinesTelemetry.StartRunActivity("resend StartRun", run.Id, run.Pipeline, run.TraceParent);
+            await RunLauncher.SendStartAsync(bus, run.Id, cancellationToken);
         }
 
         var abandoned = await store.ReadAsync(c => c.Steps
             .Where(s => s.State == StepState.Running && s.Detached && s.LeaseExpiresAt < now)
-            .Select(s => new { s.RunId, s.Name }).Take(500).ToListAsync(cancellationToken));
+            .Join(c.Runs, s => s.RunId, r => r.Id, (s, r) => new { s.RunId, s.Name, r.Pipeline, r.TraceParent })
+            .Take(500).ToListAsync(cancellationToken));
         foreach (var step in abandoned)
         {
+            using var trace = PipelinesTelemetry.StartRunActivity($"recover step {step.Name}", step.RunId, step.Pipeline, step.TraceParent);
             var actions = await coordinator.RecoverAbandonedStepAsync(step.RunId, step.Name, cancellationToken);
             await actions.ApplyAsync(bus, cancellationToken);
         }

@@ -6,7 +6,12 @@ using Microsoft.Extensions.Hosting;
 using Pipelines.Core.Coordination;
 using Pipelines.Core.Execution;
 using Pipelines.Core.Persistence;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 using Pipelines.Core.Planning;
+using Pipelines.Core.Telemetry;
+using Pipelines.Core.Runs;
 
 namespace Pipelines.Core.Hosting;
 
@@ -71,6 +76,7 @@ public static class PipelinesServiceCollectionExtensions
         services.TryAddSingleton(_ => PipelineCatalog.Load(options.Definitions));
         services.TryAddSingleton(new PipelinesEnvironment(options.Environment ?? PipelinesEnvironment.FromProcess().Name));
         services.TryAddSingleton(sp => new RunStore(options.Database, sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton<RunQueries>();
         services.TryAddSingleton<RoutingSlipPlanner>();
         services.TryAddSingleton<ISecretResolver, ConfigurationSecretResolver>();
         services.TryAddSingleton(sp => new RunLauncher(
@@ -78,6 +84,7 @@ public static class PipelinesServiceCollectionExtensions
             sp.GetRequiredService<IBus>(), sp.GetRequiredService<PipelinesEnvironment>()));
         // Registered before the bus so that the schema exists before any message is consumed.
         services.AddHostedService<RunStoreMigrator>();
+        AddTelemetryExport(services, configuration);
 
         services.AddMassTransit(bus =>
         {
@@ -104,6 +111,19 @@ public static class PipelinesServiceCollectionExtensions
         });
         services.AddOptions<MassTransitHostOptions>().Configure(o => o.WaitUntilStarted = true);
         return new PipelinesBuilder(services, options);
+    }
+
+    /// <summary>Exports traces and metrics over OTLP when an endpoint is configured (the standard OTEL_* settings).</summary>
+    private static void AddTelemetryExport(IServiceCollection services, IConfiguration configuration)
+    {
+        if (string.IsNullOrEmpty(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"] ?? Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")))
+        {
+            return;
+        }
+        services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService(configuration["OTEL_SERVICE_NAME"] ?? "pipelines"))
+            .WithTracing(tracing => tracing.AddSource(PipelinesTelemetry.Name, "MassTransit").AddOtlpExporter())
+            .WithMetrics(metrics => metrics.AddMeter(PipelinesTelemetry.Name, "MassTransit").AddOtlpExporter());
     }
 
     private sealed class RunStoreMigrator(RunStore store, PipelinesOptions options) : IHostedService

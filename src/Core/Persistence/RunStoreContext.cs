@@ -38,6 +38,7 @@ public abstract class RunStoreContext(DbContextOptions options) : DbContext(opti
             run.Property(r => r.Trigger).HasMaxLength(16);
             run.Property(r => r.Schedule).HasMaxLength(256);
             run.Property(r => r.FailedStep).HasMaxLength(128);
+            run.Property(r => r.TraceParent).HasMaxLength(64);
             run.HasIndex(r => r.IdempotencyKey).IsUnique();
             run.HasIndex(r => new { r.Pipeline, r.State, r.CreatedAt });
             run.HasIndex(r => new { r.State, r.CreatedAt });

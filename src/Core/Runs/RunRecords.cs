@@ -31,6 +31,8 @@ public sealed class RunRecord
     /// <summary>The failed run this one retries.</summary>
     public Guid? RetryOf { get; set; }
     public string? FailedStep { get; set; }
+    /// <summary>W3C trace parent of the run's trace, so that work resumed later joins the same trace.</summary>
+    public string? TraceParent { get; set; }
     public string? Error { get; set; }
     /// <summary>Chains not yet completed; the run succeeds when it reaches zero.</summary>
     public int RemainingChains { get; set; }

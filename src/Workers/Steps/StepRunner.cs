@@ -9,6 +9,7 @@ using Pipelines.Core.Definitions;
 using Pipelines.Core.Execution;
 using Pipelines.Core.Planning;
 using Pipelines.Core.Runs;
+using Pipelines.Core.Telemetry;
 
 namespace Pipelines.Workers.Steps;
 
@@ -191,6 +192,16 @@ public sealed partial class StepRunner(
                 Secrets = secrets,
             };
             Exception error;
+            using var span = PipelinesTelemetry.Source.StartActivity($"step {definition.Name}");
+            span?.SetTag("pipelines.run_id", running.RunId.ToString());
+            span?.SetTag("pipelines.step", definition.Name);
+            span?.SetTag("pipelines.attempt", attempt);
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            void Record(string outcome)
+            {
+                span?.SetTag("pipelines.outcome", outcome);
+                PipelinesTelemetry.RecordStepAttempt(pipeline.Name, definition.Name, outcome, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            }
             try
             {
                 if (executor is null)
@@ -205,10 +216,12 @@ public sealed partial class StepRunner(
                 {
                     LogLostLease(running.RunId, definition.Name, attempt);
                 }
+                Record("succeeded");
                 return new Outcome(Ending.Succeeded, json, Detached: detached);
             }
             catch (Exception exception) when (running.Token.IsCancellationRequested)
             {
+                Record(running.Reason == Ending.HandedBack ? "handed-back" : "cancelled");
                 await logs.FlushAsync();
                 return await EndCancelledAsync(running, context, exception);
             }
@@ -221,6 +234,8 @@ public sealed partial class StepRunner(
                 error = exception;
             }
 
+            Record(error is StepFailedException { Kind: "timeout" } ? "timeout" : "failed");
+            span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, error.Message);
             context.Log.Write("system", $"attempt {attempt} failed: {error.Message}");
             if (error is StepFailedException { Retryable: false } || attempt >= retry.Attempts)
             {

@@ -101,6 +101,10 @@ namespace Pipelines.Core.Persistence.Migrations.Postgres
                         .HasMaxLength(16)
                         .HasColumnType("character varying(16)");
 
+                    b.Property<string>("TraceParent")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
                     b.Property<string>("Trigger")
                         .IsRequired()
                         .HasMaxLength(16)

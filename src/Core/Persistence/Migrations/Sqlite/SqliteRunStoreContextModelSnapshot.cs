@@ -96,6 +96,10 @@ namespace Pipelines.Core.Persistence.Migrations.Sqlite
                         .HasMaxLength(16)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("TraceParent")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Trigger")
                         .IsRequired()
                         .HasMaxLength(16)

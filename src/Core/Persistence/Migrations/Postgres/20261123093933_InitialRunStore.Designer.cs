@@ -12,7 +12,7 @@ using Pipelines.Core.Persistence;
 namespace Pipelines.Core.Persistence.Migrations.Postgres
 {
     [DbContext(typeof(PostgresRunStoreContext))]
-    [Migration("20261123084340_InitialRunStore")]
+    [Migration("20261123093933_InitialRunStore")]
     partial class InitialRunStore
     {
         /// <inheritdoc />
@@ -103,6 +103,10 @@ namespace Pipelines.Core.Persistence.Migrations.Postgres
                         .IsRequired()
                         .HasMaxLength(16)
                         .HasColumnType("character varying(16)");
+
+                    b.Property<string>("TraceParent")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
 
                     b.Property<string>("Trigger")
                         .IsRequired()

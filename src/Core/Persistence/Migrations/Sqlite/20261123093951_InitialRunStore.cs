@@ -29,6 +29,7 @@ namespace Pipelines.Core.Persistence.Migrations.Sqlite
                     FireTime = table.Column<long>(type: "INTEGER", nullable: true),
                     RetryOf = table.Column<Guid>(type: "TEXT", nullable: true),
                     FailedStep = table.Column<string>(type: "TEXT", maxLength: 128, nullable: true),
+                    TraceParent = table.Column<string>(type: "TEXT", maxLength: 64, nullable: true),
                     Error = table.Column<string>(type: "TEXT", nullable: true),
                     RemainingChains = table.Column<int>(type: "INTEGER", nullable: false),
                     Version = table.Column<int>(type: "INTEGER", nullable: false)

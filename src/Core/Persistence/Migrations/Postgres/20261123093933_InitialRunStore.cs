@@ -30,6 +30,7 @@ namespace Pipelines.Core.Persistence.Migrations.Postgres
                     FireTime = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true),
                     RetryOf = table.Column<Guid>(type: "uuid", nullable: true),
                     FailedStep = table.Column<string>(type: "character varying(128)", maxLength: 128, nullable: true),
+                    TraceParent = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: true),
                     Error = table.Column<string>(type: "text", nullable: true),
                     RemainingChains = table.Column<int>(type: "integer", nullable: false),
                     Version = table.Column<int>(type: "integer", nullable: false)

@@ -11,7 +11,7 @@ using Pipelines.Core.Persistence;
 namespace Pipelines.Core.Persistence.Migrations.Sqlite
 {
     [DbContext(typeof(SqliteRunStoreContext))]
-    [Migration("20261123084346_InitialRunStore")]
+    [Migration("20261123093951_InitialRunStore")]
     partial class InitialRunStore
     {
         /// <inheritdoc />
@@ -97,6 +97,10 @@ namespace Pipelines.Core.Persistence.Migrations.Sqlite
                     b.Property<string>("State")
                         .IsRequired()
                         .HasMaxLength(16)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("TraceParent")
+                        .HasMaxLength(64)
                         .HasColumnType("TEXT");
 
                     b.Property<string>("Trigger")
