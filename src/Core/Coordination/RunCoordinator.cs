@@ -91,6 +91,12 @@ public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catal
             var record = scope.Chain(chain);
             if (record.State != ChainState.Dispatched)
             {
+                // A redelivered event: its first delivery may have committed and then failed to send
+                // the chains it started. Sending them again is harmless, a step is claimed once.
+                if (scope.Run.State.AcceptsWork())
+                {
+                    scope.RedispatchUnstartedChains();
+                }
                 return;
             }
             switch (end)
