@@ -14,7 +14,7 @@ public abstract class ContainerTests : IAsyncLifetime
 
     protected ContainerTests()
     {
-        WorkerId = $"test-{Guid.NewGuid():N}"[..17];
+        WorkerId = DockerTestEngine.NewWorkerId();
         Engine = NewEngine();
         Executor = DockerTestEngine.Executor(Engine);
     }

@@ -2,6 +2,7 @@ using Docker.DotNet;
 using Docker.DotNet.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Pipelines.Tests;
 using Pipelines.Workers.Containers;
 
 namespace Pipelines.Workers.Tests.Containers;
@@ -15,7 +16,16 @@ internal static class DockerTestEngine
 {
     public static string TestImage => Environment.GetEnvironmentVariable("PIPELINES_TEST_IMAGE") is { Length: > 0 } image ? image : "pipelines-test/busybox:latest";
 
-    public static bool IsCi => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+    private static int _workers;
+
+    /// <summary>
+    /// Starts the worker id of every container this test process creates, so the check after the
+    /// suite (<see cref="LeftoverContainers"/>) finds them and never another process's containers.
+    /// </summary>
+    public static string WorkerPrefix { get; } = $"test-{Guid.NewGuid():N}"[..13] + "-";
+
+    /// <summary>A worker id of its own for one test, so tests never see each other's containers.</summary>
+    public static string NewWorkerId() => WorkerPrefix + Interlocked.Increment(ref _workers).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     private static readonly Lazy<string?> Missing = new(() =>
     {
@@ -35,10 +45,10 @@ internal static class DockerTestEngine
 
     public static string? MissingReason => Missing.Value;
 
-    /// <summary>A worker's engine connection under a worker id of its own, so tests never see each other's containers.</summary>
+    /// <summary>A worker's engine connection under a worker id of its own.</summary>
     public static ContainerEngine Create(Action<ContainerOptions>? configure = null)
     {
-        var options = new ContainerOptions { WorkerId = $"test-{Guid.NewGuid():N}"[..17], MaxConcurrentContainers = 4 };
+        var options = new ContainerOptions { WorkerId = NewWorkerId(), MaxConcurrentContainers = 4 };
         configure?.Invoke(options);
         var failures = new ContainerOptionsValidator().Validate(null, options);
         Assert.True(failures.Succeeded, failures.FailureMessage);
@@ -62,7 +72,7 @@ internal sealed class DockerFactAttribute : FactAttribute
 {
     public DockerFactAttribute()
     {
-        if (!DockerTestEngine.IsCi && DockerTestEngine.MissingReason is { } missing)
+        if (!TestServices.IsCi && DockerTestEngine.MissingReason is { } missing)
         {
             Skip = missing;
         }
