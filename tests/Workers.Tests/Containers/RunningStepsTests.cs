@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 using Pipelines.Core.Definitions;
 using Pipelines.Core.Execution;
@@ -37,7 +36,7 @@ public sealed class RunningStepsTests : ContainerTests
         var definitions = new PipelineLoader(new PipelineLoaderOptions
         {
             Variables = new Dictionary<string, string> { ["PIPELINES_EXAMPLE_IMAGE"] = DockerTestEngine.TestImage },
-        }).LoadFile(Path.Combine(RepositoryRoot(), "config", "pipelines.yaml"));
+        }).LoadFile(Pipelines.Tests.RepositoryRoot.File("config/pipelines.yaml"));
         Assert.True(definitions.Succeeded, string.Join('\n', definitions.Diagnostics));
         var count = definitions.Definitions!.Pipelines["word-count"].FindStep("count")!;
         var log = new RecordingStepLog();
@@ -176,6 +175,46 @@ public sealed class RunningStepsTests : ContainerTests
         {
             shared.Delete(recursive: true);
             readOnly.Delete(recursive: true);
+        }
+    }
+
+    [DockerFact]
+    public async Task a_named_volume_carries_files_from_one_step_to_the_next()
+    {
+        var volume = $"pipelines-test-{Guid.NewGuid():N}";
+        try
+        {
+            // Docker fills a new named volume from the image's folder it is mounted on, mode included:
+            // /tmp is 1777 in the test image, so the unprivileged step may write to it.
+            var steps = TestSteps.Load("""
+                pipelines:
+                  p:
+                    steps:
+                      - name: writer
+                        image: ${IMAGE}
+                        volumes: ["${VOLUME}:/tmp"]
+                        command: ["sh", "-c", "echo from the writer > /tmp/handover"]
+                      - name: reader
+                        image: ${IMAGE}
+                        depends_on: [writer]
+                        volumes: ["${VOLUME}:/tmp:ro"]
+                        command:
+                          - sh
+                          - -c
+                          - |
+                            cat /tmp/handover > /pipelines/output/handover
+                            touch /tmp/more 2>/dev/null && echo writable > /pipelines/output/ro-check || echo read-only > /pipelines/output/ro-check
+                """, new Dictionary<string, string> { ["VOLUME"] = volume });
+
+            Assert.Null(await Executor.ExecuteAsync(TestSteps.Context(steps[0])));
+            var output = await Executor.ExecuteAsync(TestSteps.Context(steps[1]));
+
+            Assert.Equal("from the writer", output!["handover"]!.GetValue<string>());
+            Assert.Equal("read-only", output["ro-check"]!.GetValue<string>());
+        }
+        finally
+        {
+            await Docker.Volumes.RemoveAsync(volume, force: true);
         }
     }
 
@@ -375,15 +414,5 @@ public sealed class RunningStepsTests : ContainerTests
         {
             shared.Delete(recursive: true);
         }
-    }
-
-    private static string RepositoryRoot([CallerFilePath] string sourceFile = "")
-    {
-        var directory = new DirectoryInfo(Path.GetDirectoryName(sourceFile)!);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Pipelines.sln")))
-        {
-            directory = directory.Parent;
-        }
-        return directory?.FullName ?? throw new InvalidOperationException($"Pipelines.sln not found above {sourceFile}");
     }
 }

@@ -107,6 +107,42 @@ public sealed class SandboxPolicyTests
             o.MaxPids = 1000;
         }));
 
+    [Theory]
+    [InlineData("privileged: true")]
+    [InlineData("cap_add: [SYS_ADMIN]")]
+    [InlineData("pid: host")]
+    [InlineData("ipc: host")]
+    [InlineData("devices: [\"/dev/sda:/dev/sda\"]")]
+    [InlineData("security_opt: [\"seccomp=unconfined\"]")]
+    [InlineData("user: \"0:0\"")]
+    [InlineData("runtime: runc")]
+    public void a_definition_asking_for_host_powers_is_refused_when_its_file_loads(string field)
+    {
+        var key = field[..field.IndexOf(':', StringComparison.Ordinal)];
+        var yaml = $"""
+            pipelines:
+              p:
+                steps:
+                  - name: s
+                    image: alpine
+                    sidecars:
+                      - name: helper
+                        image: alpine
+                        {field}
+                    {field}
+            """;
+
+        var result = new Core.Definitions.PipelineLoader(new() { Variables = new Dictionary<string, string>() })
+            .Load(System.Text.Encoding.UTF8.GetBytes(yaml), "test.yaml", Path.GetTempPath());
+
+        Assert.False(result.Succeeded);
+        Assert.Equal(
+        [
+            $"test.yaml:9:13: error: unknown key '{key}' in sidecar 'helper'",
+            $"test.yaml:10:9: error: unknown key '{key}' in step 's'",
+        ], result.Diagnostics.Select(d => d.ToString().Split(';')[0]));
+    }
+
     [Fact]
     public void the_host_config_sandboxes_every_container()
     {

@@ -1,9 +1,76 @@
+using System.Net;
+using System.Net.Sockets;
+using Docker.DotNet.Models;
 using Pipelines.Core.Execution;
 
 namespace Pipelines.Workers.Tests.Containers;
 
 public sealed class SandboxTests : ContainerTests
 {
+    [DockerFact]
+    public async Task escape_attempts_from_an_image_with_a_setuid_root_binary_all_fail_and_the_step_still_completes()
+    {
+        // The attacker's image: busybox copied setuid root, which would make any process it starts root.
+        var root = Directory.CreateTempSubdirectory("pipelines-escape-");
+        using var hostService = new TcpListener(IPAddress.Loopback, 0);
+        hostService.Start();
+        string? image = null;
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(root.FullName, "Dockerfile"), $"""
+                FROM {DockerTestEngine.TestImage}
+                RUN mkdir /opt && cp /bin/busybox /opt/busybox && chmod 4755 /opt/busybox
+                """);
+            var step = TestSteps.One("""
+                pipelines:
+                  p:
+                    steps:
+                      - name: escape
+                        build: { context: . }
+                        env: { HOST_PORT: "${PORT}" }
+                        command:
+                          - sh
+                          - -c
+                          - |
+                            cd /pipelines/output
+                            attempt() { name=$1; shift; if "$@" >/dev/null 2>&1; then echo escaped > $name; else echo refused > $name; fi; }
+                            attempt write-root-fs sh -c 'echo pwned > /etc/passwd'
+                            attempt replace-a-binary touch /bin/sh
+                            attempt mount mount -t tmpfs none /tmp
+                            attempt chroot chroot / true
+                            attempt user-namespace unshare -r true
+                            attempt chown-to-root chown 0 /work
+                            attempt create-device mknod /tmp/disk b 8 0
+                            attempt setuid-root-write /opt/busybox touch /escaped
+                            attempt reach-host-service nc -w 2 127.0.0.1 $HOST_PORT
+                            attempt find-engine-socket test -e /var/run/docker.sock
+                            /opt/busybox grep -E '^(Uid|CapEff):' /proc/self/status | tr -s '\t' ' ' > setuid-root-ids
+                """, new Dictionary<string, string> { ["PORT"] = ((IPEndPoint)hostService.LocalEndpoint).Port.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            var context = TestSteps.Context(step);
+
+            var output = await ExecutorWith(o => o.BuildContextRoot = root.FullName).ExecuteAsync(context);
+            image = context.Details["image"];
+
+            var refused = new[]
+            {
+                "chown-to-root", "chroot", "create-device", "find-engine-socket", "mount", "reach-host-service",
+                "replace-a-binary", "setuid-root-write", "user-namespace", "write-root-fs",
+            }.ToDictionary(name => name, _ => "refused");
+            Assert.Equal(refused, output!.AsObject().Where(p => p.Key != "setuid-root-ids").ToDictionary(p => p.Key, p => p.Value!.GetValue<string>()));
+            // no-new-privileges: the setuid bit is ignored, so not even the saved user id becomes root.
+            Assert.Equal("Uid: 65534 65534 65534 65534\nCapEff: 0000000000000000", output["setuid-root-ids"]!.GetValue<string>());
+            Assert.False(hostService.Pending(), "a container reached a service listening on the worker host's loopback");
+        }
+        finally
+        {
+            if (image is not null)
+            {
+                await Docker.Images.DeleteImageAsync(image, new ImageDeleteParameters { Force = true });
+            }
+            root.Delete(recursive: true);
+        }
+    }
+
     [DockerFact]
     public async Task a_step_runs_as_nobody_without_capabilities_on_a_read_only_root_with_no_network()
     {
