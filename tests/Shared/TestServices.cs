@@ -19,7 +19,33 @@ internal static class TestServices
 
     public static bool RabbitMqUp => Answers("127.0.0.1", 5672);
 
-    public static string? MissingOf(bool postgres, bool rabbitMq)
+    /// <summary>The RabbitMQ management API (vhosts for test isolation), user guest.</summary>
+    public static Uri RabbitMqManagement => new(Environment.GetEnvironmentVariable("PIPELINES_RABBITMQ_MANAGEMENT") ?? "http://127.0.0.1:15672");
+
+    /// <summary>The Docker engine of DOCKER_HOST (unix socket or tcp), else the local socket, accepts a connection.</summary>
+    public static bool DockerUp
+    {
+        get
+        {
+            var endpoint = Environment.GetEnvironmentVariable("DOCKER_HOST") is { Length: > 0 } host ? new Uri(host) : new Uri("unix:///var/run/docker.sock");
+            if (endpoint.Scheme != "unix")
+            {
+                return Answers(endpoint.Host, endpoint.Port);
+            }
+            try
+            {
+                using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                socket.Connect(new UnixDomainSocketEndPoint(endpoint.AbsolutePath));
+                return true;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+        }
+    }
+
+    public static string? MissingOf(bool postgres, bool rabbitMq, bool docker = false)
     {
         var missing = new List<string>();
         if (postgres && !PostgresUp)
@@ -29,6 +55,10 @@ internal static class TestServices
         if (rabbitMq && !RabbitMqUp)
         {
             missing.Add("RabbitMQ");
+        }
+        if (docker && !DockerUp)
+        {
+            missing.Add("Docker");
         }
         return missing.Count == 0 ? null : $"{string.Join(" and ", missing)} not reachable; start them with: eval \"$(bash eng/services.sh up)\"";
     }
@@ -51,12 +81,12 @@ internal static class TestServices
     }
 }
 
-/// <summary>A fact that needs PostgreSQL and/or RabbitMQ (see <see cref="TestServices"/>).</summary>
+/// <summary>A fact that needs PostgreSQL, RabbitMQ and/or Docker (see <see cref="TestServices"/>).</summary>
 internal sealed class ServiceFactAttribute : FactAttribute
 {
-    public ServiceFactAttribute(bool postgres = true, bool rabbitMq = false)
+    public ServiceFactAttribute(bool postgres = true, bool rabbitMq = false, bool docker = false)
     {
-        if (!TestServices.IsCi && TestServices.MissingOf(postgres, rabbitMq) is { } missing)
+        if (!TestServices.IsCi && TestServices.MissingOf(postgres, rabbitMq, docker) is { } missing)
         {
             Skip = missing;
         }

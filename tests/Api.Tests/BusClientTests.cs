@@ -1,0 +1,63 @@
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Pipelines.Api.Tests.Infrastructure;
+using Pipelines.Client;
+using Pipelines.Core.Coordination;
+using Pipelines.Core.Planning;
+using Pipelines.Core.Runs;
+
+namespace Pipelines.Api.Tests;
+
+public sealed class BusClientTests(ApiFactory factory) : IClassFixture<ApiFactory>
+{
+    private PipelinesBusClient Bus() =>
+        new(factory.Services.GetRequiredService<IBus>(), factory.Services.GetRequiredService<PipelineCatalog>());
+
+    [Fact]
+    public async Task A_run_published_on_the_bus_runs_once_however_often_the_same_key_is_published()
+    {
+        var key = $"bus-{Guid.NewGuid()}";
+        var client = factory.Client();
+
+        var first = await Bus().StartRunAsync("echo", new { name = "from the bus" }, key);
+        var second = await Bus().StartRunAsync("echo", new { name = "from the bus" }, key);
+
+        Assert.Equal(first, second);
+        Assert.Equal(PipelinesBusClient.RunIdFor(key), first);
+        var run = await Eventually.WaitAsync(async () =>
+        {
+            try
+            {
+                return await client.GetRunAsync(first);
+            }
+            catch (PipelinesApiException)
+            {
+                return null;
+            }
+        }, r => r?.State.IsTerminal() == true, "the published run finishes");
+        Assert.Equal(RunState.Succeeded, run!.State);
+        Assert.Equal("bus", run.Trigger);
+        Assert.Equal("from the bus", run.Step("say")!.Output!["name"]!.GetValue<string>());
+        var sameKey = await client.ListRunsAsync(new RunQuery { Pipeline = "echo", From = run.CreatedAt.AddSeconds(-1) });
+        Assert.Single(sameKey.Items, r => r.IdempotencyKey == key);
+    }
+
+    [Fact]
+    public async Task A_bad_start_throws_before_anything_is_published()
+    {
+        await Assert.ThrowsAsync<InvalidRunInputException>(() => Bus().StartRunAsync("echo", new { count = 1 }));
+        await Assert.ThrowsAsync<UnknownPipelineException>(() => Bus().StartRunAsync("nope"));
+    }
+
+    [Fact]
+    public async Task A_run_is_cancelled_through_the_bus()
+    {
+        var client = factory.Client();
+        var started = await client.StartRunAsync("sleepy", new { sleep_ms = 60_000 });
+        await Eventually.WaitAsync(() => client.GetRunAsync(started.Id), r => r.Step("sleep")?.State == StepState.Running, "the sleep step runs");
+
+        await Bus().CancelRunAsync(started.Id);
+
+        Assert.Equal(RunState.Cancelled, (await client.WaitForRunAsync(started.Id)).State);
+    }
+}
