@@ -120,6 +120,8 @@ public sealed class RunEndpointsTests(ApiFactory factory) : IClassFixture<ApiFac
         Assert.Empty(none.Items);
         var before = await _client.ListRunsAsync(new RunQuery { Pipeline = "echo", To = since });
         Assert.DoesNotContain(before.Items, r => started.Contains(r.Id));
+        var inBerlin = await _client.ListRunsAsync(new RunQuery { Pipeline = "echo", From = since.ToOffset(TimeSpan.FromHours(2)) });
+        Assert.Equal(started.AsEnumerable().Reverse(), inBerlin.Items.Select(r => r.Id));
     }
 
     [Theory]

@@ -149,11 +149,12 @@ public sealed class RunQueries(RunStore store)
             var states = filter.States.ToList();
             runs = runs.Where(r => states.Contains(r.State));
         }
-        if (filter.From is { } from)
+        // Stored times are UTC; SQLite compares their encoded form, which includes the offset.
+        if (filter.From?.ToUniversalTime() is { } from)
         {
             runs = runs.Where(r => r.CreatedAt >= from);
         }
-        if (filter.To is { } to)
+        if (filter.To?.ToUniversalTime() is { } to)
         {
             runs = runs.Where(r => r.CreatedAt < to);
         }
