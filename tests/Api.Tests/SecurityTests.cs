@@ -33,7 +33,8 @@ public sealed class SecurityTests(ApiFactory factory) : IClassFixture<ApiFactory
     public async Task An_unknown_route_answers_401_to_a_stranger_and_404_to_a_key_holder()
     {
         Assert.Equal(HttpStatusCode.Unauthorized, (await factory.Http(key: null).GetAsync("/api/v1/secret-admin")).StatusCode);
-        Assert.Equal(HttpStatusCode.NotFound, (await factory.Http().GetAsync("/api/v1/secret-admin")).StatusCode);
+        await (await factory.Http().GetAsync("/api/v1/secret-admin")).AssertProblemAsync(HttpStatusCode.NotFound, "path");
+        await (await factory.Http().DeleteAsync("/api/v1/runs")).AssertProblemAsync(HttpStatusCode.MethodNotAllowed, "method");
     }
 
     [Theory]
@@ -83,7 +84,7 @@ public sealed class SecurityTests(ApiFactory factory) : IClassFixture<ApiFactory
 
         var refused = await limited.GetAsync("/api/v1/pipelines");
 
-        await refused.AssertProblemAsync(HttpStatusCode.TooManyRequests);
+        await refused.AssertProblemAsync(HttpStatusCode.TooManyRequests, "Authorization");
         Assert.InRange(refused.Headers.RetryAfter!.Delta!.Value, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(1));
         Assert.Equal(HttpStatusCode.OK, (await factory.Http(TestKeys.Reader).GetAsync("/api/v1/pipelines")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await limited.GetAsync("/healthz")).StatusCode);

@@ -133,7 +133,8 @@ public static class PipelinesApi
             var caller = http.User.FindFirstValue(ClaimTypes.Name) ?? "an anonymous client";
             http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(PipelinesApi)).RateLimited(caller);
             await ApiProblems.WriteAsync(http, StatusCodes.Status429TooManyRequests, "Too many requests",
-                $"The rate limit of this API key is reached; try again in {http.Response.Headers.RetryAfter} s.");
+                $"The rate limit of this API key is reached; try again in {http.Response.Headers.RetryAfter} s.",
+                new ApiError("Authorization", "this key's requests per minute are used up"));
         };
     }
 }

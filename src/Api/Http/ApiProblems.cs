@@ -88,7 +88,20 @@ public static class ApiProblems
         {
             extensions["trace_id"] = traceId;
         }
-        // Framework-written problems (an unknown route, a wrong method) name no field; nothing else to add.
         context.ProblemDetails.Instance ??= context.HttpContext.Request.Path;
+        // Problems the framework writes (an unknown route, a wrong method) name what was wrong too.
+        if (!extensions.ContainsKey("errors") && context.ProblemDetails.Status is { } status)
+        {
+            ApiError? error = status switch
+            {
+                StatusCodes.Status404NotFound => new("path", "no endpoint has this path"),
+                StatusCodes.Status405MethodNotAllowed => new("method", $"{context.HttpContext.Request.Method} is not allowed on this path"),
+                _ => null,
+            };
+            if (error is not null)
+            {
+                extensions["errors"] = new[] { error };
+            }
+        }
     }
 }
