@@ -24,3 +24,23 @@ internal interface IBenchmarkGroup
 /// (a load that should succeed fails, a hostile file is not refused): a fast wrong answer is no figure.
 /// </param>
 internal sealed record Benchmark(string Name, string Input, int Iterations, Func<object?> Run, Action<object?> Check);
+
+/// <summary>
+/// A set of benchmarks whose figures are not the wall time of one operation (throughput,
+/// percentiles, counters read from RabbitMQ and PostgreSQL): it runs everything itself and prints its
+/// own markdown report. Selected on the command line by <see cref="Name"/>, like <see cref="IBenchmarkGroup"/>.
+/// </summary>
+internal interface IReportGroup
+{
+    /// <summary>Lowercase name the command-line filter matches, e.g. <c>engine</c>.</summary>
+    string Name { get; }
+
+    /// <summary>The <c>--name N</c> settings this group reads, listed by <c>--help</c>.</summary>
+    IReadOnlyList<BenchmarkOption> Options { get; }
+
+    /// <summary>Runs the group and writes its report; returns the process exit code (0 when every figure was measured).</summary>
+    int Run(IReadOnlyDictionary<string, int> options, TextWriter output, TextWriter progress);
+}
+
+/// <summary>A whole-number setting of a report group, e.g. <c>--seconds 8</c>.</summary>
+internal sealed record BenchmarkOption(string Name, int Default, string Description);

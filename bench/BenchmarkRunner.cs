@@ -17,14 +17,17 @@ internal static class BenchmarkRunner
     private static readonly TimeSpan MinWarmupTime = TimeSpan.FromMilliseconds(2000);
 
     private const string Usage = """
-        usage: dotnet run -c Release --project bench -- [GROUP...] [--iterations N]
+        usage: dotnet run -c Release --project bench -- [GROUP...] [--iterations N] [--OPTION N...]
 
-          GROUP           run only the groups whose name starts with GROUP (default: all)
-          --iterations N  measured runs per benchmark instead of each benchmark's own count
+          GROUP               run only the groups whose name starts with GROUP (default: all)
+          --iterations N      measured runs per benchmark instead of each benchmark's own count
         """;
 
-    public static int Run(IReadOnlyList<IBenchmarkGroup> groups, string[] args, TextWriter output, TextWriter progress)
+    public static int Run(IReadOnlyList<IBenchmarkGroup> groups, IReadOnlyList<IReportGroup> reports, string[] args, TextWriter output, TextWriter progress)
     {
+        var names = groups.Select(g => g.Name).Concat(reports.Select(r => r.Name)).ToList();
+        var reportOptions = reports.SelectMany(r => r.Options).ToDictionary(o => "--" + o.Name, StringComparer.Ordinal);
+        var settings = reports.SelectMany(r => r.Options).ToDictionary(o => o.Name, o => o.Default, StringComparer.Ordinal);
         var filters = new List<string>();
         int? iterations = null;
         for (var i = 0; i < args.Length; i++)
@@ -33,15 +36,26 @@ internal static class BenchmarkRunner
             {
                 case "-h" or "--help" or "-?":
                     output.WriteLine(Usage);
-                    output.WriteLine("groups: " + string.Join(", ", groups.Select(g => g.Name)));
+                    foreach (var option in reportOptions.Values)
+                    {
+                        output.WriteLine($"  --{option.Name} N".PadRight(22) + $"{option.Description} (default {option.Default})");
+                    }
+                    output.WriteLine();
+                    output.WriteLine("groups: " + string.Join(", ", names));
                     return 0;
                 case "--iterations":
-                    if (++i >= args.Length || !int.TryParse(args[i], NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < 1)
+                    if (WholeNumber(args, ++i, "--iterations", progress) is not { } n)
                     {
-                        progress.WriteLine("error: --iterations needs a whole number of at least 1");
                         return 2;
                     }
                     iterations = n;
+                    break;
+                case var arg when reportOptions.TryGetValue(arg, out var option):
+                    if (WholeNumber(args, ++i, arg, progress) is not { } value)
+                    {
+                        return 2;
+                    }
+                    settings[option.Name] = value;
                     break;
                 case var arg when arg.StartsWith('-'):
                     progress.WriteLine($"error: unknown option '{arg}'");
@@ -53,14 +67,44 @@ internal static class BenchmarkRunner
             }
         }
 
-        var selected = groups.Where(g => filters.Count == 0 || filters.Any(f => g.Name.StartsWith(f, StringComparison.OrdinalIgnoreCase))).ToList();
-        var unmatched = filters.Where(f => !groups.Any(g => g.Name.StartsWith(f, StringComparison.OrdinalIgnoreCase))).ToList();
+        bool Selected(string name) => filters.Count == 0 || filters.Any(f => name.StartsWith(f, StringComparison.OrdinalIgnoreCase));
+        var unmatched = filters.Where(f => !names.Any(n => n.StartsWith(f, StringComparison.OrdinalIgnoreCase))).ToList();
         if (unmatched.Count > 0)
         {
-            progress.WriteLine($"error: no benchmark group matches {string.Join(", ", unmatched.Select(f => $"'{f}'"))}; groups: {string.Join(", ", groups.Select(g => g.Name))}");
+            progress.WriteLine($"error: no benchmark group matches {string.Join(", ", unmatched.Select(f => $"'{f}'"))}; groups: {string.Join(", ", names)}");
             return 2;
         }
 
+        var selected = groups.Where(g => Selected(g.Name)).ToList();
+        if (selected.Count > 0)
+        {
+            RunTimed(selected, iterations, output, progress);
+        }
+        var exitCode = 0;
+        foreach (var (report, index) in reports.Where(r => Selected(r.Name)).Select((r, i) => (r, i)))
+        {
+            if (selected.Count > 0 || index > 0)
+            {
+                output.WriteLine();
+            }
+            var code = report.Run(settings, output, progress);
+            exitCode = exitCode == 0 ? code : exitCode;
+        }
+        return exitCode;
+    }
+
+    private static int? WholeNumber(string[] args, int index, string option, TextWriter progress)
+    {
+        if (index < args.Length && int.TryParse(args[index], NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1)
+        {
+            return n;
+        }
+        progress.WriteLine($"error: {option} needs a whole number of at least 1");
+        return null;
+    }
+
+    private static void RunTimed(List<IBenchmarkGroup> selected, int? iterations, TextWriter output, TextWriter progress)
+    {
         output.WriteLine(Header());
         output.WriteLine();
         output.WriteLine("| group | benchmark | input | runs | median | max | allocated |");
@@ -76,7 +120,6 @@ internal static class BenchmarkRunner
                 output.WriteLine($"| {group.Name} | {benchmark.Name} | {benchmark.Input} | {runs} | {Time(median)} | {Time(max)} | {Bytes(allocated)} |");
             }
         }
-        return 0;
     }
 
     private static (TimeSpan Median, TimeSpan Max, long Allocated) Measure(Benchmark benchmark, int runs)
@@ -107,7 +150,7 @@ internal static class BenchmarkRunner
         return (times[runs / 2], times[^1], allocations[runs / 2]);
     }
 
-    private static string Header()
+    public static string Header()
     {
 #if DEBUG
         const string configuration = "Debug build — figures are not representative, run with -c Release";

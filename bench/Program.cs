@@ -8,4 +8,7 @@ IBenchmarkGroup[] groups =
     new SchedulerBenchmarks(),
 ];
 
-return BenchmarkRunner.Run(groups, args, Console.Out, Console.Error);
+// Groups that print their own report: throughput, percentiles and counters rather than one operation's time.
+IReportGroup[] reports = [];
+
+return BenchmarkRunner.Run(groups, reports, args, Console.Out, Console.Error);
