@@ -1,5 +1,6 @@
 using Pipelines.Bench;
 using Pipelines.Bench.Benchmarks;
+using Pipelines.Bench.Benchmarks.Engine;
 
 // Figures, not tests: nothing here fails on timing. Later issues add their groups to this list.
 IBenchmarkGroup[] groups =
@@ -9,6 +10,9 @@ IBenchmarkGroup[] groups =
 ];
 
 // Groups that print their own report: throughput, percentiles and counters rather than one operation's time.
-IReportGroup[] reports = [];
+IReportGroup[] reports =
+[
+    new EngineBenchmarks(),
+];
 
 return BenchmarkRunner.Run(groups, reports, args, Console.Out, Console.Error);
