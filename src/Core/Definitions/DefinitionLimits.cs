@@ -18,5 +18,8 @@ public sealed record DefinitionLimits
     /// </summary>
     public long MaxExpandedNodes { get; init; } = 1_000_000;
 
+    /// <summary>Deepest nesting of variable defaults, as in <c>${A:-${B:-${C}}}</c> (two). Default 8.</summary>
+    public int MaxDefaultNesting { get; init; } = 8;
+
     public static DefinitionLimits Default { get; } = new();
 }

@@ -137,6 +137,7 @@ public abstract class ContainerDefinition : DefinitionNode
 
     public CommandLine? Entrypoint { get; init; }
 
+    /// <summary>Values hold <c>${secret:NAME}</c> references as <see cref="SecretText"/> describes; resolve them with <see cref="SecretText.Resolve"/>.</summary>
     [Description("Environment variables. ${secret:NAME} is resolved on the worker and never stored.")]
     public IReadOnlyDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
 

@@ -31,8 +31,6 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
 
     private void Error(SourcePosition at, string message) => errors.Add(new DefinitionError(file, at, message));
 
-    private Action<SourcePosition, string> ErrorIn(Scope scope, string key) => (at, message) => Error(at, $"{scope.Describe(key)}: {message}");
-
     private DefinitionNode? BindObject(Type type, YamlTreeNode node, Scope parent, string? nameFromKey)
     {
         if (node is not YamlTreeMapping mapping)
@@ -198,6 +196,7 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
 
     private static string Shorten(string text) => text.Length <= 40 ? text : text[..37] + "...";
 
+    /// <summary>A text value: in <c>env</c>, <c>command</c> and <c>entrypoint</c> as <see cref="SecretText"/>, elsewhere plain.</summary>
     private string? Text(YamlTreeNode node, Scope scope, string key, bool allowsSecrets)
     {
         if (node is not YamlTreeScalar scalar)
@@ -205,12 +204,28 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
             WrongKind(node, scope, key, "a text value");
             return null;
         }
-        var value = variables.Substitute(scalar, source, ErrorIn(scope, key), out var hasSecret);
-        if (hasSecret && !allowsSecrets)
+        var value = Substitute(scalar, scope, key, allowsSecrets);
+        return allowsSecrets ? value?.Encoded : value?.Plain;
+    }
+
+    /// <summary>
+    /// The scalar with its variables substituted, or null when that failed: the problem is reported, and a
+    /// value that is not bound is checked no further, so one mistake gives one error.
+    /// </summary>
+    private TextBuilder? Substitute(YamlTreeScalar scalar, Scope scope, string key, bool allowsSecrets)
+    {
+        var failed = false;
+        var value = variables.Substitute(scalar, source, (at, message) =>
         {
+            failed = true;
+            Error(at, $"{scope.Describe(key)}: {message}");
+        }, out var mentionsSecret);
+        if (mentionsSecret && !allowsSecrets)
+        {
+            failed = true;
             Error(scalar.Start, $"{scope.Describe(key)} cannot hold a ${{secret:...}}; secrets go in env, command, entrypoint or registry.password");
         }
-        return value;
+        return failed ? null : value;
     }
 
     private object? Scalar(YamlTreeNode node, Scope scope, string key, string expected, Func<string, object?> parse)
@@ -219,7 +234,10 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
         {
             return WrongKind(node, scope, key, expected);
         }
-        var text = variables.Substitute(scalar, source, ErrorIn(scope, key), out _);
+        if (Substitute(scalar, scope, key, allowsSecrets: false)?.Plain is not { } text)
+        {
+            return null;
+        }
         var value = parse(text.Trim());
         if (value is null)
         {
@@ -235,7 +253,10 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
         {
             return WrongKind(node, scope, key, "one of " + string.Join(", ", names.Keys));
         }
-        var text = variables.Substitute(scalar, source, ErrorIn(scope, key), out _).Trim();
+        if (Substitute(scalar, scope, key, allowsSecrets: false)?.Plain.Trim() is not { } text)
+        {
+            return null;
+        }
         if (names.TryGetValue(text, out var member) || names.TryGetValue(text.ToLowerInvariant(), out member))
         {
             return System.Enum.Parse(type, member);
@@ -250,10 +271,14 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
         switch (node)
         {
             case YamlTreeScalar scalar:
-                var text = Text(scalar, scope, key, allowsSecrets: true)!;
-                if (CommandLine.TrySplit(text, out var command, out var problem))
+                // Split before the references are written out, so quotes and backslashes cannot change one.
+                if (Substitute(scalar, scope, key, allowsSecrets: true) is not { } text)
                 {
-                    return command;
+                    return null;
+                }
+                if (CommandLine.TrySplit(text.Parts, out var words, out var problem))
+                {
+                    return new CommandLine(words.Select(SecretText.Encode).ToList());
                 }
                 Error(scalar.Start, $"{scope.Describe(key)}: {problem}");
                 return null;
@@ -292,12 +317,12 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
                         break;
                 }
             }
-            if (sourcePath is null || targetPath is null)
+            if (mapping.Find("source") is null || mapping.Find("target") is null)
             {
                 Error(mapping.Start, $"{scope.Describe(key)} needs both 'source' and 'target'");
                 return null;
             }
-            return new VolumeMount(HostPath(sourcePath), targetPath, readOnly);
+            return sourcePath is null || targetPath is null ? null : new VolumeMount(HostPath(sourcePath), targetPath, readOnly);
         }
         if (Text(node, scope, key, false) is not { } text)
         {

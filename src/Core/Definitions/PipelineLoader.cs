@@ -81,7 +81,7 @@ public sealed class PipelineLoader(PipelineLoaderOptions? options = null)
         {
             mapping = CopiliReader.ToNative(mapping, file, _options.Copili, diagnostics);
         }
-        var variables = new VariableResolver(_options.Variables ?? DefaultVariables(baseDirectory), bareDollarNames: copili);
+        var variables = new VariableResolver(_options.Variables ?? DefaultVariables(baseDirectory), bareDollarNames: copili, _options.Limits.MaxDefaultNesting);
         var binder = new ModelBinder(file, text, variables, diagnostics, baseDirectory);
         var definitions = binder.BindRoot<PipelineFileDefinition>(mapping);
         if (definitions is not null)

@@ -113,32 +113,37 @@ public readonly partial record struct ByteSize(long Bytes)
 
 /// <summary>
 /// A command or entrypoint: a list of arguments, or one string split the way a POSIX shell splits
-/// words (quotes and backslashes honoured, nothing expanded).
+/// words (quotes and backslashes honoured, nothing expanded). Arguments hold secret references as
+/// <see cref="SecretText"/> does.
 /// </summary>
 public sealed record CommandLine(IReadOnlyList<string> Arguments)
 {
-    public static bool TrySplit(string text, out CommandLine command, out string error)
+    /// <summary>Splits literal text with references in it; a reference is part of the word it is written in, never split or unquoted.</summary>
+    internal static bool TrySplit(IReadOnlyList<TextPart> parts, out List<IReadOnlyList<TextPart>> words, out string error)
     {
-        var arguments = new List<string>();
-        var current = new StringBuilder();
+        // A reference reads as one '$' character for the rules below, so a backslash before it is dropped as before a '$'.
+        var units = parts.SelectMany(p => p.IsSecret ? [new Unit('$', p.Text)] : p.Text.Select(c => new Unit(c, null))).ToArray();
+        words = [];
+        var current = new TextBuilder();
         var inWord = false;
         char? quote = null;
-        for (var i = 0; i < text.Length; i++)
+        for (var i = 0; i < units.Length; i++)
         {
-            var c = text[i];
+            var unit = units[i];
+            var c = unit.Secret is null ? unit.Char : '\0';
             if (quote is { } q)
             {
                 if (c == q)
                 {
                     quote = null;
                 }
-                else if (c == '\\' && q == '"' && i + 1 < text.Length && text[i + 1] is '"' or '\\' or '$' or '`')
+                else if (c == '\\' && q == '"' && i + 1 < units.Length && units[i + 1].Char is '"' or '\\' or '$' or '`')
                 {
-                    current.Append(text[++i]);
+                    units[++i].AppendTo(current);
                 }
                 else
                 {
-                    current.Append(c);
+                    unit.AppendTo(current);
                 }
             }
             else if (c is '\'' or '"')
@@ -146,47 +151,63 @@ public sealed record CommandLine(IReadOnlyList<string> Arguments)
                 quote = c;
                 inWord = true;
             }
-            else if (c == '\\' && i + 1 < text.Length)
+            else if (c == '\\' && i + 1 < units.Length)
             {
-                current.Append(text[++i]);
+                units[++i].AppendTo(current);
                 inWord = true;
             }
             else if (char.IsWhiteSpace(c))
             {
                 if (inWord)
                 {
-                    arguments.Add(current.ToString());
-                    current.Clear();
+                    words.Add(current.Parts);
+                    current = new TextBuilder();
                     inWord = false;
                 }
             }
             else
             {
-                current.Append(c);
+                unit.AppendTo(current);
                 inWord = true;
             }
         }
         if (quote is not null)
         {
-            command = new CommandLine([]);
+            words = [];
             error = $"the {quote} quote opened in the command is never closed";
             return false;
         }
         if (inWord)
         {
-            arguments.Add(current.ToString());
+            words.Add(current.Parts);
         }
-        command = new CommandLine(arguments);
         error = "";
         return true;
     }
 
     public override string ToString() => string.Join(' ', Arguments.Select(a => a.Length == 0 || a.Any(char.IsWhiteSpace) ? $"'{a}'" : a));
+
+    /// <summary>A character of a command string, or a whole secret reference.</summary>
+    private readonly record struct Unit(char Char, string? Secret)
+    {
+        public void AppendTo(TextBuilder text)
+        {
+            if (Secret is null)
+            {
+                text.Append(Char);
+            }
+            else
+            {
+                text.AppendSecret(Secret);
+            }
+        }
+    }
 }
 
 /// <summary>
-/// A secret named in a definition (<c>${NAME}</c> in a registry password, or <c>${secret:NAME}</c>
-/// anywhere). Only the name is stored and sent; workers resolve the value at execution.
+/// A value that is a secret as a whole: a registry password, written <c>${NAME}</c> or <c>${secret:NAME}</c>.
+/// Only the name is stored and sent; workers resolve the value at execution. References inside
+/// <c>env</c>, <c>command</c> and <c>entrypoint</c> text are held as <see cref="SecretText"/> describes.
 /// </summary>
 public sealed record SecretReference(string Name)
 {

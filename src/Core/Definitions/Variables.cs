@@ -1,4 +1,3 @@
-using System.Text;
 using Pipelines.Core.Definitions.Yaml;
 
 namespace Pipelines.Core.Definitions;
@@ -6,78 +5,35 @@ namespace Pipelines.Core.Definitions;
 /// <summary>
 /// Substitutes <c>${VAR}</c> and <c>${VAR:-default}</c> (default when unset or empty) and
 /// <c>${VAR-default}</c> (default when unset) from the process environment and an optional
-/// <c>.env</c> file; <c>$$</c> is a literal <c>$</c>, so <c>$${X}</c> reads <c>${X}</c>.
-/// <c>${secret:NAME}</c> is left in place for workers to resolve: secret values never enter a definition.
+/// <c>.env</c> file; a default may itself hold references (<c>${A:-${B}}</c>). <c>$$</c> is a literal
+/// <c>$</c>, so <c>$${X}</c> reads <c>${X}</c>. <c>${secret:NAME}</c> is kept as a reference for workers
+/// to resolve: secret values never enter a definition. A variable's value is literal text.
 /// </summary>
-internal sealed class VariableResolver(IReadOnlyDictionary<string, string> values, bool bareDollarNames)
+internal sealed class VariableResolver(IReadOnlyDictionary<string, string> values, bool bareDollarNames, int maxNesting)
 {
     public const string SecretPrefix = "secret:";
 
-    /// <summary>Substitutes one scalar; reports each problem at its exact line and column.</summary>
-    public string Substitute(YamlTreeScalar scalar, string source, Action<SourcePosition, string> error, out bool hasSecret)
+    private readonly IReadOnlyDictionary<string, string> _values = values;
+    private readonly bool _bareDollarNames = bareDollarNames;
+    private readonly int _maxNesting = maxNesting;
+
+    /// <summary>
+    /// Substitutes one scalar; reports each problem at its exact line and column. <paramref name="mentionsSecret"/>
+    /// tells whether a <c>${secret:...}</c> is written in it, used or not.
+    /// </summary>
+    public TextBuilder Substitute(YamlTreeScalar scalar, string source, Action<SourcePosition, string> error, out bool mentionsSecret)
     {
-        hasSecret = false;
-        var text = scalar.Value;
-        if (!text.Contains('$', StringComparison.Ordinal))
+        var text = new TextBuilder();
+        mentionsSecret = false;
+        if (!scalar.Value.Contains('$', StringComparison.Ordinal))
         {
+            text.Append(scalar.Value);
             return text;
         }
-        var result = new StringBuilder(text.Length);
-        for (var i = 0; i < text.Length; i++)
-        {
-            var c = text[i];
-            if (c != '$' || i + 1 >= text.Length)
-            {
-                result.Append(c);
-                continue;
-            }
-            var next = text[i + 1];
-            if (next == '$')
-            {
-                result.Append('$');
-                i++;
-            }
-            else if (next == '{')
-            {
-                var close = text.IndexOf('}', i + 2);
-                if (close < 0)
-                {
-                    error(PositionOf(scalar, source, text, i), "'${' is never closed with '}'");
-                    return text;
-                }
-                var expression = text[(i + 2)..close];
-                if (expression.StartsWith(SecretPrefix, StringComparison.Ordinal))
-                {
-                    var name = expression[SecretPrefix.Length..];
-                    if (!IsName(name))
-                    {
-                        error(PositionOf(scalar, source, text, i), $"'{name}' is not a valid secret name");
-                    }
-                    hasSecret = true;
-                    result.Append(text, i, close - i + 1);
-                }
-                else
-                {
-                    result.Append(Expand(expression, () => PositionOf(scalar, source, text, i), error));
-                }
-                i = close;
-            }
-            else if (bareDollarNames && (char.IsAsciiLetter(next) || next == '_'))
-            {
-                var end = i + 1;
-                while (end < text.Length && (char.IsAsciiLetterOrDigit(text[end]) || text[end] == '_'))
-                {
-                    end++;
-                }
-                result.Append(Expand(text[(i + 1)..end], () => PositionOf(scalar, source, text, i), error));
-                i = end - 1;
-            }
-            else
-            {
-                result.Append(c);
-            }
-        }
-        return result.ToString();
+        var expansion = new Expansion(this, scalar, source, error);
+        expansion.Run(0, scalar.Value.Length, text, depth: 0);
+        mentionsSecret = expansion.MentionsSecret;
+        return text;
     }
 
     /// <summary>
@@ -87,7 +43,7 @@ internal sealed class VariableResolver(IReadOnlyDictionary<string, string> value
     public string? SecretName(string text)
     {
         var name = text.StartsWith("${", StringComparison.Ordinal) && text.EndsWith('}') ? text[2..^1]
-            : bareDollarNames && text.StartsWith('$') ? text[1..]
+            : _bareDollarNames && text.StartsWith('$') ? text[1..]
             : null;
         if (name?.StartsWith(SecretPrefix, StringComparison.Ordinal) == true)
         {
@@ -96,33 +52,131 @@ internal sealed class VariableResolver(IReadOnlyDictionary<string, string> value
         return name is not null && IsName(name) ? name : null;
     }
 
-    private string Expand(string expression, Func<SourcePosition> at, Action<SourcePosition, string> error)
+    /// <summary>One scalar being substituted. Text is written to a builder; a null builder reads a default that is not used, for its errors.</summary>
+    private sealed class Expansion(VariableResolver resolver, YamlTreeScalar scalar, string source, Action<SourcePosition, string> error)
     {
-        var name = expression;
-        string? fallback = null;
-        var fallbackWhenEmpty = false;
-        var dash = expression.IndexOf('-', StringComparison.Ordinal);
-        if (dash > 0)
+        private readonly string _text = scalar.Value;
+
+        public bool MentionsSecret { get; private set; }
+
+        public void Run(int start, int end, TextBuilder? output, int depth)
         {
-            fallbackWhenEmpty = expression[dash - 1] == ':';
-            name = expression[..(fallbackWhenEmpty ? dash - 1 : dash)];
-            fallback = expression[(dash + 1)..];
+            for (var i = start; i < end; i++)
+            {
+                var c = _text[i];
+                var next = i + 1 < end ? _text[i + 1] : '\0';
+                if (c != '$' || i + 1 >= end)
+                {
+                    output?.Append(c);
+                }
+                else if (next == '$')
+                {
+                    output?.Append('$');
+                    i++;
+                }
+                else if (next == '{')
+                {
+                    var close = Close(i + 2, end);
+                    if (close < 0)
+                    {
+                        error(At(i), "'${' is never closed with '}'");
+                        return;
+                    }
+                    Reference(i, close, output, depth);
+                    i = close;
+                }
+                else if (resolver._bareDollarNames && (char.IsAsciiLetter(next) || next == '_'))
+                {
+                    var nameEnd = i + 1;
+                    while (nameEnd < end && (char.IsAsciiLetterOrDigit(_text[nameEnd]) || _text[nameEnd] == '_'))
+                    {
+                        nameEnd++;
+                    }
+                    Variable(i, _text[(i + 1)..nameEnd], output);
+                    i = nameEnd - 1;
+                }
+                else
+                {
+                    output?.Append(c);
+                }
+            }
         }
-        if (!IsName(name))
+
+        /// <summary>The '}' that closes the '${' before <paramref name="from"/>, past the references nested in a default.</summary>
+        private int Close(int from, int end)
         {
-            error(at(), $"'${{{expression}}}' is not a variable reference; write ${{NAME}}, ${{NAME:-default}} or $${{...}} for a literal");
-            return "";
+            var open = 0;
+            for (var i = from; i < end; i++)
+            {
+                if (_text[i] == '$' && i + 1 < end && _text[i + 1] is '$' or '{')
+                {
+                    open += _text[i + 1] == '{' ? 1 : 0;
+                    i++;
+                }
+                else if (_text[i] == '}' && open-- == 0)
+                {
+                    return i;
+                }
+            }
+            return -1;
         }
-        if (values.TryGetValue(name, out var value) && !(fallbackWhenEmpty && value.Length == 0))
+
+        /// <summary>The reference from the '$' at <paramref name="dollar"/> to the '}' at <paramref name="close"/>.</summary>
+        private void Reference(int dollar, int close, TextBuilder? output, int depth)
         {
-            return value;
+            var expression = _text[(dollar + 2)..close];
+            if (expression.StartsWith(SecretPrefix, StringComparison.Ordinal))
+            {
+                var secret = expression[SecretPrefix.Length..];
+                MentionsSecret = true;
+                if (!IsName(secret))
+                {
+                    error(At(dollar), $"'{secret}' is not a valid secret name");
+                    return;
+                }
+                output?.AppendSecret(secret);
+                return;
+            }
+            var dash = expression.IndexOf('-', StringComparison.Ordinal);
+            var whenEmpty = dash > 0 && expression[dash - 1] == ':';
+            var name = dash > 0 ? expression[..(whenEmpty ? dash - 1 : dash)] : expression;
+            if (!IsName(name))
+            {
+                error(At(dollar), $"'${{{expression}}}' is not a variable reference; write ${{NAME}}, ${{NAME:-default}} or $${{...}} for a literal");
+                return;
+            }
+            if (dash <= 0)
+            {
+                Variable(dollar, name, output);
+                return;
+            }
+            if (depth == resolver._maxNesting)
+            {
+                error(At(dollar), $"'${{{name}...}}' nests defaults more than {resolver._maxNesting} levels deep");
+                return;
+            }
+            var isSet = resolver._values.TryGetValue(name, out var value) && !(whenEmpty && value!.Length == 0);
+            if (isSet)
+            {
+                output?.Append(value!);
+            }
+            // A default that is not used is still read, for its mistakes; its unset variables are no error.
+            Run(dollar + 2 + dash + 1, close, isSet ? null : output, depth + 1);
         }
-        if (fallback is not null)
+
+        private void Variable(int dollar, string name, TextBuilder? output)
         {
-            return fallback;
+            if (resolver._values.TryGetValue(name, out var value))
+            {
+                output?.Append(value);
+            }
+            else if (output is not null)
+            {
+                error(At(dollar), $"variable '{name}' is not set and has no default (set it in the environment or .env, or write ${{{name}:-default}})");
+            }
         }
-        error(at(), $"variable '{name}' is not set and has no default (set it in the environment or .env, or write ${{{name}:-default}})");
-        return "";
+
+        private SourcePosition At(int offset) => PositionOf(scalar, source, _text, offset);
     }
 
     private static bool IsName(string name) =>

@@ -323,6 +323,71 @@ public sealed class PipelineLoaderTests
         Assert.DoesNotContain("hunter2", CaseLoader.Lines(result), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void variable_default_may_hold_further_references_read_only_when_it_is_used()
+    {
+        const string yaml = """
+            pipelines:
+              etl:
+                steps:
+                  - name: load
+                    image: loader
+                    env:
+                      NESTED: ${UNSET:-${HOST}}
+                      TWO_LEVELS: ${UNSET:-${ALSO_UNSET:-localhost}:5432}
+                      IN_TEXT: postgres://${UNSET:-${HOST}:${PORT:-5432}}/db
+                      UNUSED: ${HOST:-${NOT_SET_EITHER}}
+                      SECRET_BY_DEFAULT: ${UNSET:-${secret:DB_PASSWORD}}
+                      LITERAL_IN_DEFAULT: ${UNSET:-$${HOST}}
+            """;
+
+        var result = CaseLoader.Load(yaml, variables: new Dictionary<string, string> { ["HOST"] = "db.internal" });
+
+        Assert.Empty(result.Diagnostics);
+        Assert.Equal(
+            new Dictionary<string, string>
+            {
+                ["NESTED"] = "db.internal",
+                ["TWO_LEVELS"] = "localhost:5432",
+                ["IN_TEXT"] = "postgres://db.internal:5432/db",
+                ["UNUSED"] = "db.internal",
+                ["SECRET_BY_DEFAULT"] = "${secret:DB_PASSWORD}",
+                ["LITERAL_IN_DEFAULT"] = "${HOST}",
+            },
+            result.Definitions!.Pipelines["etl"].Steps[0].Env);
+    }
+
+    [Fact]
+    public void escaped_secret_reference_stays_literal_text_that_workers_do_not_resolve()
+    {
+        const string yaml = """
+            pipelines:
+              etl:
+                steps:
+                  - name: load
+                    image: loader
+                    env:
+                      LITERAL: $${secret:API_TOKEN}
+                      DOLLAR_THEN_SECRET: $$${secret:API_TOKEN}
+                      FROM_VARIABLE: ${TEMPLATE}
+                    command: echo '$${secret:API_TOKEN}' "$$"${secret:API_TOKEN}
+                    entrypoint: ["$${secret:API_TOKEN}"]
+            """;
+
+        var result = CaseLoader.Load(yaml, variables: new Dictionary<string, string> { ["TEMPLATE"] = "${secret:API_TOKEN}" });
+
+        Assert.Empty(result.Diagnostics);
+        var step = result.Definitions!.Pipelines["etl"].Steps[0];
+        string Resolve(string text) => SecretText.Resolve(text, name => $"<{name}>");
+        Assert.Equal("${secret:API_TOKEN}", Resolve(step.Env["LITERAL"]));
+        Assert.Equal("$<API_TOKEN>", Resolve(step.Env["DOLLAR_THEN_SECRET"]));
+        Assert.Equal("${secret:API_TOKEN}", Resolve(step.Env["FROM_VARIABLE"]));
+        Assert.Equal(["echo", "${secret:API_TOKEN}", "$<API_TOKEN>"], step.Command!.Arguments.Select(Resolve));
+        Assert.Equal(["${secret:API_TOKEN}"], step.Entrypoint!.Arguments.Select(Resolve));
+        Assert.Equal("$${secret:API_TOKEN}", step.Env["LITERAL"]);
+        Assert.Empty(SecretText.Names(step.Env["LITERAL"]));
+    }
+
     private static string Serialize(PipelineFileDefinition definitions) => JsonSerializer.Serialize(definitions, ModelJson);
 
     private sealed class TemporaryDirectory : IDisposable
