@@ -17,6 +17,9 @@ public static partial class PipelineValidator
 
     private static readonly string[] StepKinds = ["handler", "image", "build"];
 
+    /// <summary>Most cores a container may be given: far more than any host has, so a typo (2000 for 2) is caught.</summary>
+    private const int MaxCpus = 1024;
+
     public static void Validate(PipelineFileDefinition file, List<DefinitionError> errors)
     {
         void Error(SourcePosition at, string message) => errors.Add(new DefinitionError(file.Source.File, at, message));
@@ -161,15 +164,8 @@ public static partial class PipelineValidator
     private static void ValidateContainer(ContainerDefinition container, string where, Action<SourcePosition, string> error)
     {
         var source = container.Source;
-        if (container.Image is { } image && (image.Length == 0 || image.Any(char.IsWhiteSpace) || image.Any(char.IsAsciiLetterUpper) && !image.Contains('/', StringComparison.Ordinal) && !image.Contains(':', StringComparison.Ordinal)))
-        {
-            error(source.Value("image"), $"{where}: '{image}' is not an image reference (lowercase, no spaces, e.g. alpine or registry.example.com/team/app)");
-        }
-        if (container.Tag is not null && container.Image is null)
-        {
-            error(source.Key("tag"), $"{where}: 'tag' needs an 'image'");
-        }
-        if (container.Registry is not null && container.Image is null)
+        ValidateImage(container, where, error);
+        if (container.Registry is not null && !source.Has("image"))
         {
             error(source.Key("registry"), $"{where}: 'registry' needs an 'image' to pull");
         }
@@ -198,9 +194,14 @@ public static partial class PipelineValidator
             {
                 error(source.Value("resources.memory"), $"{where}: 'resources.memory' must be at least 6m (Docker's minimum)");
             }
-            if (resources.Cpus is <= 0 or > 1024)
+            if (resources.Cpus is <= 0)
             {
                 error(source.Value("resources.cpus"), $"{where}: 'resources.cpus' must be more than 0, e.g. 0.5 or 2");
+            }
+            else if (resources.Cpus is > MaxCpus and var cpus)
+            {
+                error(source.Value("resources.cpus"), string.Create(CultureInfo.InvariantCulture,
+                    $"{where}: 'resources.cpus' must be at most {MaxCpus} (cores), got {cpus}"));
             }
             if (resources.Pids is < 1)
             {
@@ -210,6 +211,40 @@ public static partial class PipelineValidator
         if (container.Build is { Context.Length: 0 } && source.Has("build.context"))
         {
             error(source.Value("build.context"), $"{where}: 'build.context' is empty; it names the folder to build");
+        }
+    }
+
+    private static void ValidateImage(ContainerDefinition container, string where, Action<SourcePosition, string> error)
+    {
+        var source = container.Source;
+        ImageReferenceParts? image = null;
+        if (container.Image is { } reference && !ImageReferenceParts.TryParse(reference, out image, out var problem))
+        {
+            error(source.Value("image"), $"{where}: 'image': '{reference}' is not an image reference: {problem}");
+        }
+        if (container.Tag is not { } tag)
+        {
+            return;
+        }
+        if (!source.Has("image"))
+        {
+            error(source.Key("tag"), $"{where}: 'tag' needs an 'image'");
+        }
+        else if (tag.Length == 0)
+        {
+            error(source.Value("tag"), $"{where}: 'tag' is empty; give a tag such as 1.36, or leave 'tag' out for latest");
+        }
+        else if (ImageReferenceParts.TagProblem(tag) is { } tagProblem)
+        {
+            error(source.Value("tag"), $"{where}: 'tag': {tagProblem}");
+        }
+        else if (image?.Digest is not null)
+        {
+            error(source.Key("tag"), $"{where}: 'tag' '{tag}' cannot be added to 'image' '{container.Image}', which is pinned to a digest");
+        }
+        else if (image?.Tag is { } written)
+        {
+            error(source.Key("tag"), $"{where}: 'tag' '{tag}' conflicts with the tag '{written}' written in 'image' '{container.Image}'; give the tag in one place");
         }
     }
 
