@@ -11,6 +11,9 @@ namespace Pipelines.Core.Definitions;
 /// <summary>A whole definition file: <c>pipelines:</c>, a mapping of pipeline name to pipeline.</summary>
 public sealed class PipelineFileDefinition : DefinitionNode
 {
+    [JsonPropertyName("$schema"), Description("The JSON Schema editors check this file with; the loader does not read it.")]
+    public string? Schema { get; init; }
+
     [Required, MinLength(1, ErrorMessage = "define at least one pipeline"), Description("Pipelines by name.")]
     public IReadOnlyDictionary<string, PipelineDefinition> Pipelines { get; init; } = new Dictionary<string, PipelineDefinition>();
 }

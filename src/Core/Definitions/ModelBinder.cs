@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using Pipelines.Core.Definitions.Yaml;
 
 namespace Pipelines.Core.Definitions;
@@ -60,9 +61,9 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
         var suggested = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (key, value) in mapping.Entries)
         {
-            if (key.Value.StartsWith("x-", StringComparison.Ordinal))
+            if (IsExtension(key))
             {
-                continue; // extension keys hold YAML anchors for reuse, as in docker-compose
+                continue;
             }
             if (!shape.Properties.TryGetValue(key.Value, out var property))
             {
@@ -106,6 +107,12 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
         }
         return instance;
     }
+
+    /// <summary>
+    /// Extension keys (<c>x-...</c>) hold YAML anchors for reuse, as in docker-compose: every mapping of fixed
+    /// keys skips them; mappings of names (pipelines, parameters, env, labels) do not.
+    /// </summary>
+    private static bool IsExtension(YamlTreeScalar key) => key.Value.StartsWith("x-", StringComparison.Ordinal);
 
     private object? Bind(Type type, YamlTreeNode node, Scope scope, string key, ModelProperty? property)
     {
@@ -305,7 +312,7 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
             // Long form: { source, target, read_only }.
             string? sourcePath = null, targetPath = null;
             var readOnly = false;
-            foreach (var (k, v) in mapping.Entries)
+            foreach (var (k, v) in mapping.Entries.Where(e => !IsExtension(e.Key)))
             {
                 switch (k.Value)
                 {
@@ -491,11 +498,12 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
             IsNamed = Kind is not null && type.GetProperty("Name") is not null;
             foreach (var info in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
             {
-                if (info.SetMethod is null || !info.SetMethod.IsPublic || info.GetCustomAttribute<System.Text.Json.Serialization.JsonIgnoreAttribute>() is not null)
+                if (info.SetMethod is null || !info.SetMethod.IsPublic || info.GetCustomAttribute<JsonIgnoreAttribute>() is not null)
                 {
                     continue;
                 }
-                var key = JsonNamingPolicy.SnakeCaseLower.ConvertName(info.Name);
+                var key = info.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name
+                    ?? JsonNamingPolicy.SnakeCaseLower.ConvertName(info.Name);
                 var allowsSecrets = key is "env" or "command" or "entrypoint";
                 Properties[key] = new ModelProperty(info, allowsSecrets, info.GetCustomAttribute<MinLengthAttribute>());
                 if (info.GetCustomAttribute<RequiredAttribute>() is not null)

@@ -75,8 +75,7 @@ public static class PipelineSchema
         if (replacement is null && typeof(DefinitionNode).IsAssignableFrom(type) && obj["properties"] is JsonObject properties)
         {
             obj["additionalProperties"] = false;
-            // Extension keys (x-...) hold YAML anchors for reuse; the loader skips them in every object.
-            obj["patternProperties"] = new JsonObject { ["^x-"] = new JsonObject() };
+            obj["patternProperties"] = Extensions();
             var required = type.GetProperties()
                 .Where(p => p.GetCustomAttribute<RequiredAttribute>() is not null)
                 .Select(p => JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name))
@@ -96,6 +95,9 @@ public static class PipelineSchema
         }
         return schema;
     }
+
+    /// <summary>Extension keys (<c>x-...</c>) hold YAML anchors for reuse; the loader skips them in every mapping of fixed keys.</summary>
+    private static JsonObject Extensions() => new() { ["^x-"] = new JsonObject() };
 
     /// <summary>Optional keys may be left empty in YAML (<c>description:</c>), which reads as null: "not given".</summary>
     private static void AllowEmpty(JsonObject property)
@@ -159,6 +161,7 @@ public static class PipelineSchema
                         },
                         ["required"] = new JsonArray("source", "target"),
                         ["additionalProperties"] = false,
+                        ["patternProperties"] = Extensions(),
                     }),
             };
         }

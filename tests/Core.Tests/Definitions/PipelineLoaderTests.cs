@@ -324,6 +324,55 @@ public sealed class PipelineLoaderTests
     }
 
     [Fact]
+    public void schema_key_at_the_top_is_accepted_in_json_and_yaml()
+    {
+        const string json = """
+            {
+              "$schema": "../docs/pipelines.schema.json",
+              "pipelines": { "etl": { "steps": [ { "name": "extract", "handler": "etl.extract" } ] } }
+            }
+            """;
+        const string yaml = """
+            $schema: https://pipelines.dev/schema/pipelines.schema.json
+            pipelines: { etl: { steps: [ { name: extract, handler: etl.extract } ] } }
+            """;
+
+        var fromJson = CaseLoader.Load(json, "etl.json");
+        var fromYaml = CaseLoader.Load(yaml, "etl.yaml");
+
+        Assert.Empty(fromJson.Diagnostics);
+        Assert.Empty(fromYaml.Diagnostics);
+        Assert.Equal("../docs/pipelines.schema.json", fromJson.Definitions!.Schema);
+    }
+
+    [Fact]
+    public void extension_keys_are_ignored_in_every_mapping_of_fixed_keys()
+    {
+        const string yaml = """
+            x-top: &loader { image: loader }
+            pipelines:
+              etl:
+                x-pipeline: 1
+                parameters: { day: { type: string, x-parameter: 1 } }
+                defaults: { x-defaults: 1, retry: { x-retry: 1, attempts: 2 } }
+                steps:
+                  - name: load
+                    x-step: 1
+                    <<: *loader
+                    resources: { x-resources: 1, memory: 64m }
+                    registry: { x-registry: 1, username: robot, password: "${secret:REGISTRY_PASSWORD}" }
+                    volumes: [ { x-volume: 1, source: ./data, target: /data } ]
+                    sidecars: [ { x-sidecar: 1, name: cache, image: redis, build: null } ]
+                schedules: [ { x-schedule: 1, name: nightly, cron: "@daily" } ]
+            """;
+
+        var result = CaseLoader.Load(yaml);
+
+        Assert.Empty(result.Diagnostics);
+        Assert.Equal("/data", result.Definitions!.Pipelines["etl"].Steps[0].Volumes.Single().Target);
+    }
+
+    [Fact]
     public void variable_default_may_hold_further_references_read_only_when_it_is_used()
     {
         const string yaml = """

@@ -56,6 +56,29 @@ public sealed class PipelineSchemaTests
         Assert.Equal("string", (string?)Step["properties"]!["name"]!["type"]);
     }
 
+    [Fact]
+    public void schema_key_is_allowed_at_the_top_only()
+    {
+        Assert.Contains("string", Schema["properties"]!["$schema"]!["type"]!.AsArray().Select(t => (string?)t));
+        Assert.Null(Step["properties"]!["$schema"]);
+    }
+
+    [Fact]
+    public void extension_keys_are_allowed_in_every_mapping_of_fixed_keys_as_the_loader_skips_them()
+    {
+        var closed = Descendants(Schema).Where(o => o["additionalProperties"] is JsonValue value && !value.GetValue<bool>()).ToList();
+
+        Assert.NotEmpty(closed);
+        Assert.All(closed, o => Assert.NotNull(o["patternProperties"]?["^x-"]));
+    }
+
+    private static IEnumerable<JsonObject> Descendants(JsonNode? node) => node switch
+    {
+        JsonObject obj => obj.SelectMany(p => Descendants(p.Value)).Prepend(obj),
+        JsonArray array => array.SelectMany(Descendants),
+        _ => [],
+    };
+
     [Theory]
     [InlineData("30s", true)]
     [InlineData("1h30m", true)]
