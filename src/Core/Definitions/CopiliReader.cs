@@ -26,6 +26,25 @@ internal static class CopiliReader
     private static readonly Shape Sidecar = new("sidecar",
         ["name", "image_repo", "tag", "image_reg_password", "image_reg_username", "env_vars", "volumes", "command", "labels", "desc", "info_link"]);
 
+    /// <summary>Copili keys that are native keys under another name (or path).</summary>
+    private static readonly Dictionary<string, string> Renamed = new(StringComparer.Ordinal)
+    {
+        ["image_repo"] = "image",
+        ["desc"] = "description",
+        ["env_vars"] = "env",
+        ["exlude_in_env"] = "skip_in_env",
+        ["dependencies"] = "depends_on",
+        ["image_reg_username"] = "registry.username",
+        ["image_reg_password"] = "registry.password",
+        ["info_link"] = "labels.info_link",
+    };
+
+    /// <summary>The words of copili files: the native checks report <c>image_repo</c>, <c>copili container 'load'</c>.</summary>
+    public static Dialect Dialect { get; } = new(
+        Renamed.ToDictionary(r => r.Value, r => r.Key, StringComparer.Ordinal),
+        new Dictionary<string, string>(StringComparer.Ordinal) { ["step"] = "container" },
+        labelPrefix: "copili ");
+
     /// <summary>A copili file maps a name to a list; a native file has a 'pipelines' key.</summary>
     public static bool Recognizes(YamlTreeNode root) =>
         root is YamlTreeMapping mapping && mapping.Find("pipelines") is null
@@ -105,10 +124,9 @@ internal static class CopiliReader
             }
             switch (key.Value)
             {
-                case "image_repo": step.Entries.Add(new YamlTreeEntry(Key("image", key.Start), value)); break;
-                case "desc": step.Entries.Add(new YamlTreeEntry(Key("description", key.Start), value)); break;
-                case "env_vars": step.Entries.Add(new YamlTreeEntry(Key("env", key.Start), value)); break;
-                case "exlude_in_env": step.Entries.Add(new YamlTreeEntry(Key("skip_in_env", key.Start), value)); break;
+                case "image_repo" or "desc" or "env_vars" or "exlude_in_env":
+                    step.Entries.Add(new YamlTreeEntry(Key(Renamed[key.Value], key.Start), value));
+                    break;
                 case "info_link":
                     AddLabel(step, key, value);
                     break;
@@ -121,7 +139,7 @@ internal static class CopiliReader
                     registry.Entries.Add(new YamlTreeEntry(Key(key.Value == "image_reg_username" ? "username" : "password", key.Start), value));
                     break;
                 case "is_service_container":
-                    isService = value is YamlTreeScalar { Value: var flag } && flag.Equals("true", StringComparison.OrdinalIgnoreCase);
+                    isService = IsService(value, $"copili {shape.Kind} '{name}'", file, diagnostics);
                     break;
                 case "force_rerun":
                     break; // copili re-runs finished containers with it; every run here runs every step anyway
@@ -129,7 +147,7 @@ internal static class CopiliReader
                     step.Entries.Add(new YamlTreeEntry(Key("depends_on", key.Start), Dependencies(value, name, file, known, diagnostics, dependencies)));
                     break;
                 case "volumes":
-                    step.Entries.Add(new YamlTreeEntry(key, Volumes(value)));
+                    step.Entries.Add(new YamlTreeEntry(key, Volumes(value, $"copili {shape.Kind} '{name}'", file, diagnostics)));
                     break;
                 case "sidecars" when value is YamlTreeSequence sidecars:
                     var converted = new YamlTreeSequence(sidecars.Start);
@@ -145,6 +163,24 @@ internal static class CopiliReader
             }
         }
         return step;
+    }
+
+    /// <summary>copili's <c>is_service_container</c>: true or false; anything else would silently mean "not a service".</summary>
+    private static bool IsService(YamlTreeNode value, string where, string file, List<DefinitionError> diagnostics)
+    {
+        switch (value)
+        {
+            case YamlTreeScalar { IsNull: true }:
+                return false;
+            case YamlTreeScalar scalar when scalar.Value.Equals("true", StringComparison.OrdinalIgnoreCase):
+                return true;
+            case YamlTreeScalar scalar when scalar.Value.Equals("false", StringComparison.OrdinalIgnoreCase):
+                return false;
+            default:
+                var got = value is YamlTreeScalar other ? $"'{other.Value}'" : value.KindName;
+                diagnostics.Add(new DefinitionError(file, value.Start, $"{where}: 'is_service_container' must be true or false, got {got}"));
+                return false;
+        }
     }
 
     private static void AddLabel(YamlTreeMapping step, YamlTreeScalar key, YamlTreeNode value)
@@ -185,7 +221,7 @@ internal static class CopiliReader
     }
 
     /// <summary>docker-py's <c>{HOST: {bind: TARGET, mode: ro|rw}}</c> becomes <c>[{source, target, read_only}]</c>.</summary>
-    private static YamlTreeNode Volumes(YamlTreeNode value)
+    private static YamlTreeNode Volumes(YamlTreeNode value, string where, string file, List<DefinitionError> diagnostics)
     {
         if (value is not YamlTreeMapping mapping)
         {
@@ -196,22 +232,44 @@ internal static class CopiliReader
         {
             var volume = new YamlTreeMapping(host.Start);
             volume.Entries.Add(new YamlTreeEntry(Key("source", host.Start), host));
-            if (spec is YamlTreeMapping details)
-            {
-                if (details.Find("bind") is { } bind)
-                {
-                    volume.Entries.Add(new YamlTreeEntry(Key("target", bind.Key.Start), bind.Value));
-                }
-                if (details.Find("mode") is { Value: YamlTreeScalar mode } modeEntry)
-                {
-                    volume.Entries.Add(Entry("read_only", mode.Value == "ro" ? "true" : "false", modeEntry.Key.Start));
-                }
-            }
-            else
+            if (spec is not YamlTreeMapping details)
             {
                 volume.Entries.Add(new YamlTreeEntry(Key("target", spec.Start), spec));
+                list.Items.Add(volume);
+                continue;
             }
-            list.Items.Add(volume);
+            var valid = true;
+            void Problem(SourcePosition at, string message)
+            {
+                diagnostics.Add(new DefinitionError(file, at, $"{where}: volume '{host.Value}'{message}"));
+                valid = false;
+            }
+            foreach (var (key, setting) in details.Entries)
+            {
+                switch (key.Value)
+                {
+                    case "bind":
+                        volume.Entries.Add(new YamlTreeEntry(Key("target", key.Start), setting));
+                        break;
+                    case "mode" when setting is YamlTreeScalar { Value: "ro" or "rw" } mode:
+                        volume.Entries.Add(Entry("read_only", mode.Value == "ro" ? "true" : "false", key.Start));
+                        break;
+                    case "mode":
+                        Problem(setting.Start, $": 'mode' must be ro or rw, got {(setting is YamlTreeScalar text ? $"'{text.Value}'" : setting.KindName)}");
+                        break;
+                    default:
+                        Problem(key.Start, $": unknown key '{key.Value}'" + Suggestions.DidYouMean(key.Value, ["bind", "mode"]));
+                        break;
+                }
+            }
+            if (details.Find("bind") is null)
+            {
+                Problem(host.Start, " needs 'bind', the path in the container");
+            }
+            if (valid)
+            {
+                list.Items.Add(volume); // one with a problem is reported above, and not again by the native checks
+            }
         }
         return list;
     }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.ComponentModel.DataAnnotations;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
@@ -12,20 +13,24 @@ namespace Pipelines.Core.Definitions;
 /// <summary>
 /// Binds a <see cref="YamlTreeNode"/> tree to the definition model by reflection over the model's
 /// properties (snake_case keys). Every problem becomes a <see cref="DefinitionError"/> at the
-/// offending key or value and binding goes on, so one pass reports everything.
+/// offending key or value and binding goes on, so one pass reports everything. Messages name keys
+/// and objects in the file's <see cref="Dialect"/>.
 /// </summary>
-internal sealed class ModelBinder(string file, string source, VariableResolver variables, List<DefinitionError> errors, string baseDirectory)
+internal sealed class ModelBinder(string file, string source, VariableResolver variables, List<DefinitionError> errors, string baseDirectory, Dialect dialect)
 {
     private static readonly ConcurrentDictionary<Type, ModelShape> Shapes = new();
 
     /// <summary>Binds the root of a file.</summary>
     public T? BindRoot<T>(YamlTreeNode node) where T : DefinitionNode =>
-        (T?)BindObject(typeof(T), node, new Scope(null, "", null), nameFromKey: null);
+        (T?)BindObject(typeof(T), node, new Scope(null, "", null, dialect), nameFromKey: null);
 
     /// <summary>The error label and key path prefix for what is being bound, and the object that records positions.</summary>
-    private sealed record Scope(DefinitionNode? Owner, string PathPrefix, string? Label)
+    private sealed record Scope(DefinitionNode? Owner, string PathPrefix, string? Label, Dialect Dialect)
     {
-        public string Describe(string key) => Label is null ? $"'{PathPrefix}{key}'" : $"{Label}: '{PathPrefix}{key}'";
+        /// <summary>A key of this scope as the file names it, quoted: <c>'retry.attempts'</c>.</summary>
+        public string Quote(string key) => $"'{Dialect.Key(PathPrefix + key)}'";
+
+        public string Describe(string key) => Prefix + Quote(key);
 
         public string Prefix => Label is null ? "" : Label + ": ";
     }
@@ -51,11 +56,11 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
         if (shape.IsNamed)
         {
             var name = nameFromKey ?? (mapping.Find("name")?.Value as YamlTreeScalar)?.Value;
-            scope = new Scope(instance, "", name is null ? $"unnamed {shape.Kind}" : $"{shape.Kind} '{name}'");
+            scope = new Scope(instance, "", name is null ? $"unnamed {dialect.Noun(shape.Kind)}" : dialect.Label(shape.Kind, name), dialect);
         }
         else
         {
-            scope = parent.Owner is null ? new Scope(instance, "", null) : parent;
+            scope = parent.Owner is null ? new Scope(instance, "", null, dialect) : parent;
         }
 
         var suggested = new HashSet<string>(StringComparer.Ordinal);
@@ -69,7 +74,7 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
             {
                 var where = scope.Label is null ? "" : $" in {scope.Label}";
                 var suggestion = Suggestions.Closest(key.Value, shape.Properties.Keys);
-                Error(key.Start, $"unknown key '{scope.PathPrefix}{key.Value}'{where}" + Suggestions.DidYouMean(suggestion));
+                Error(key.Start, $"unknown key {scope.Quote(key.Value)}{where}" + Suggestions.DidYouMean(suggestion));
                 if (suggestion is not null)
                 {
                     suggested.Add(suggestion);
@@ -98,7 +103,7 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
             switch (mapping.Find(required))
             {
                 case null:
-                    Error(mapping.Start, $"{scope.Prefix}missing required key '{scope.PathPrefix}{required}'");
+                    Error(mapping.Start, $"{scope.Prefix}missing required key {scope.Quote(required)}");
                     break;
                 case { Value: YamlTreeScalar { IsNull: true } } empty:
                     Error(empty.Key.Start, $"{scope.Describe(required)} is required but has no value");
@@ -230,7 +235,7 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
         if (mentionsSecret && !allowsSecrets)
         {
             failed = true;
-            Error(scalar.Start, $"{scope.Describe(key)} cannot hold a ${{secret:...}}; secrets go in env, command, entrypoint or registry.password");
+            Error(scalar.Start, $"{scope.Describe(key)} cannot hold a ${{secret:...}}; secrets go in {dialect.Key("env")}, command, entrypoint or {dialect.Key("registry.password")}");
         }
         return failed ? null : value;
     }
@@ -515,6 +520,7 @@ internal sealed class ModelBinder(string file, string source, VariableResolver v
 
         public string? Kind { get; }
 
+        [MemberNotNullWhen(true, nameof(Kind))]
         public bool IsNamed { get; }
 
         public Dictionary<string, ModelProperty> Properties { get; } = new(StringComparer.Ordinal);

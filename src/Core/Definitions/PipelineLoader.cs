@@ -82,7 +82,8 @@ public sealed class PipelineLoader(PipelineLoaderOptions? options = null)
             mapping = CopiliReader.ToNative(mapping, file, _options.Copili, diagnostics);
         }
         var variables = new VariableResolver(_options.Variables ?? DefaultVariables(baseDirectory), bareDollarNames: copili, _options.Limits.MaxDefaultNesting);
-        var binder = new ModelBinder(file, text, variables, diagnostics, baseDirectory);
+        var dialect = copili ? CopiliReader.Dialect : Dialect.Native;
+        var binder = new ModelBinder(file, text, variables, diagnostics, baseDirectory, dialect);
         var definitions = binder.BindRoot<PipelineFileDefinition>(mapping);
         if (definitions is not null)
         {
@@ -90,7 +91,7 @@ public sealed class PipelineLoader(PipelineLoaderOptions? options = null)
             {
                 pipeline.BaseDirectory = baseDirectory;
             }
-            PipelineValidator.Validate(definitions, diagnostics);
+            PipelineValidator.Validate(definitions, diagnostics, dialect);
         }
         var sorted = diagnostics.Distinct().OrderBy(d => d.Position).ThenBy(d => d.Message, StringComparer.Ordinal).ToList();
         return new LoadResult(sorted.Any(d => !d.IsWarning) ? null : definitions, sorted);

@@ -20,16 +20,19 @@ public static partial class PipelineValidator
     /// <summary>Most cores a container may be given: far more than any host has, so a typo (2000 for 2) is caught.</summary>
     private const int MaxCpus = 1024;
 
-    public static void Validate(PipelineFileDefinition file, List<DefinitionError> errors)
+    public static void Validate(PipelineFileDefinition file, List<DefinitionError> errors) => Validate(file, errors, Dialect.Native);
+
+    /// <summary>Validates a file whose messages name keys and objects in <paramref name="dialect"/>.</summary>
+    internal static void Validate(PipelineFileDefinition file, List<DefinitionError> errors, Dialect dialect)
     {
         void Error(SourcePosition at, string message) => errors.Add(new DefinitionError(file.Source.File, at, message));
 
         foreach (var pipeline in file.Pipelines.Values)
         {
-            var where = $"pipeline '{pipeline.Name}'";
+            var where = dialect.Label("pipeline", pipeline.Name);
             if (!NameRegex().IsMatch(pipeline.Name))
             {
-                Error(file.Source.Key("pipelines." + pipeline.Name), $"{where}: {NameRule("pipeline")}");
+                Error(file.Source.Key("pipelines." + pipeline.Name), $"{where}: {NameRule(dialect.Noun("pipeline"))}");
             }
             ValidateParameters(pipeline, Error);
             if (pipeline.Defaults is { } defaults)
@@ -37,17 +40,17 @@ public static partial class PipelineValidator
                 ValidateRetry(defaults.Retry, pipeline.Source, "defaults.retry", where, Error);
                 ValidatePositive(defaults.Timeout, pipeline.Source.Value("defaults.timeout"), $"{where}: 'defaults.timeout'", Error);
             }
-            var names = ValidateStepNames(pipeline, Error);
+            var names = ValidateStepNames(pipeline, dialect, Error);
             foreach (var step in pipeline.Steps)
             {
-                ValidateStep(step, names, Error);
+                ValidateStep(step, names, dialect, Error);
             }
-            ValidateCycles(pipeline, names, Error);
+            ValidateCycles(pipeline, dialect, Error);
             ValidateSchedules(pipeline, Error);
         }
     }
 
-    private static Dictionary<string, SourcePosition> ValidateStepNames(PipelineDefinition pipeline, Action<SourcePosition, string> error)
+    private static Dictionary<string, SourcePosition> ValidateStepNames(PipelineDefinition pipeline, Dialect dialect, Action<SourcePosition, string> error)
     {
         var names = new Dictionary<string, SourcePosition>(StringComparer.Ordinal);
         foreach (var step in pipeline.Steps)
@@ -59,11 +62,11 @@ public static partial class PipelineValidator
             }
             if (!NameRegex().IsMatch(step.Name))
             {
-                error(at, $"step '{step.Name}': {NameRule("step")}");
+                error(at, $"{dialect.Label("step", step.Name)}: {NameRule(dialect.Noun("step"))}");
             }
             if (!names.TryAdd(step.Name, at))
             {
-                error(at, $"duplicate step name '{step.Name}' (first at {names[step.Name]})");
+                error(at, $"duplicate {dialect.Noun("step")} name '{step.Name}' (first at {names[step.Name]})");
             }
         }
         foreach (var step in pipeline.Steps)
@@ -74,24 +77,24 @@ public static partial class PipelineValidator
                 var at = sidecar.Source.Value("name");
                 if (names.TryGetValue(sidecar.Name, out var stepAt))
                 {
-                    error(at, $"sidecar '{sidecar.Name}' of step '{step.Name}' has the name of step '{sidecar.Name}' (at {stepAt}); sidecar and step names share one namespace");
+                    error(at, $"{dialect.Label("sidecar", sidecar.Name)} of {dialect.Noun("step")} '{step.Name}' has the name of {dialect.Noun("step")} '{sidecar.Name}' (at {stepAt}); {dialect.Noun("sidecar")} and {dialect.Noun("step")} names share one namespace");
                 }
                 else if (!sidecars.TryAdd(sidecar.Name, at))
                 {
-                    error(at, $"step '{step.Name}' has two sidecars named '{sidecar.Name}' (first at {sidecars[sidecar.Name]})");
+                    error(at, $"{dialect.Label("step", step.Name)} has two sidecars named '{sidecar.Name}' (first at {sidecars[sidecar.Name]})");
                 }
                 else if (!NameRegex().IsMatch(sidecar.Name))
                 {
-                    error(at, $"sidecar '{sidecar.Name}': {NameRule("sidecar")}");
+                    error(at, $"{dialect.Label("sidecar", sidecar.Name)}: {NameRule(dialect.Noun("sidecar"))}");
                 }
             }
         }
         return names;
     }
 
-    private static void ValidateStep(StepDefinition step, Dictionary<string, SourcePosition> names, Action<SourcePosition, string> error)
+    private static void ValidateStep(StepDefinition step, Dictionary<string, SourcePosition> names, Dialect dialect, Action<SourcePosition, string> error)
     {
-        var where = $"step '{step.Name}'";
+        var where = dialect.Label("step", step.Name);
         var source = step.Source;
         var kinds = StepKinds.Where(source.Has).ToList();
         if (kinds.Count == 0)
@@ -117,10 +120,10 @@ public static partial class PipelineValidator
         {
             error(source.Value("pool"), $"{where}: pool name '{step.Pool}' may contain only letters, digits, '_', '-' and '.', starting with a letter");
         }
-        ValidateContainer(step, where, error);
+        ValidateContainer(step, where, dialect, error);
         foreach (var sidecar in step.Sidecars)
         {
-            var sidecarWhere = $"sidecar '{sidecar.Name}'";
+            var sidecarWhere = dialect.Label("sidecar", sidecar.Name);
             if (!sidecar.Source.Has("image") && !sidecar.Source.Has("build"))
             {
                 error(sidecar.Source.Start, $"{sidecarWhere} of step '{step.Name}' needs an 'image' or a 'build'");
@@ -129,7 +132,7 @@ public static partial class PipelineValidator
             {
                 error(sidecar.Source.Key("build"), $"{sidecarWhere} has both 'image' and 'build'; give one");
             }
-            ValidateContainer(sidecar, sidecarWhere, error);
+            ValidateContainer(sidecar, sidecarWhere, dialect, error);
         }
 
         var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -143,11 +146,11 @@ public static partial class PipelineValidator
             }
             else if (!names.ContainsKey(dependency))
             {
-                error(at, $"{where} depends on unknown step '{dependency}'" + Suggestions.DidYouMean(dependency, names.Keys));
+                error(at, $"{where} depends on unknown {dialect.Noun("step")} '{dependency}'" + Suggestions.DidYouMean(dependency, names.Keys));
             }
             else if (!seen.Add(dependency))
             {
-                error(at, $"{where} lists '{dependency}' twice in depends_on");
+                error(at, $"{where} lists '{dependency}' twice in {dialect.Key("depends_on")}");
             }
         }
         ValidateRetry(step.Retry, source, "retry", where, error);
@@ -156,15 +159,15 @@ public static partial class PipelineValidator
         {
             if (string.IsNullOrWhiteSpace(step.SkipInEnv[i]))
             {
-                error(source.Value($"skip_in_env[{i}]"), $"{where}: 'skip_in_env' entries name environments and cannot be blank");
+                error(source.Value($"skip_in_env[{i}]"), $"{where}: '{dialect.Key("skip_in_env")}' entries name environments and cannot be blank");
             }
         }
     }
 
-    private static void ValidateContainer(ContainerDefinition container, string where, Action<SourcePosition, string> error)
+    private static void ValidateContainer(ContainerDefinition container, string where, Dialect dialect, Action<SourcePosition, string> error)
     {
         var source = container.Source;
-        ValidateImage(container, where, error);
+        ValidateImage(container, where, dialect, error);
         if (container.Registry is not null && !source.Has("image"))
         {
             error(source.Key("registry"), $"{where}: 'registry' needs an 'image' to pull");
@@ -214,13 +217,14 @@ public static partial class PipelineValidator
         }
     }
 
-    private static void ValidateImage(ContainerDefinition container, string where, Action<SourcePosition, string> error)
+    private static void ValidateImage(ContainerDefinition container, string where, Dialect dialect, Action<SourcePosition, string> error)
     {
         var source = container.Source;
+        var imageKey = dialect.Key("image");
         ImageReferenceParts? image = null;
         if (container.Image is { } reference && !ImageReferenceParts.TryParse(reference, out image, out var problem))
         {
-            error(source.Value("image"), $"{where}: 'image': '{reference}' is not an image reference: {problem}");
+            error(source.Value("image"), $"{where}: '{imageKey}': '{reference}' is not an image reference: {problem}");
         }
         if (container.Tag is not { } tag)
         {
@@ -228,7 +232,7 @@ public static partial class PipelineValidator
         }
         if (!source.Has("image"))
         {
-            error(source.Key("tag"), $"{where}: 'tag' needs an 'image'");
+            error(source.Key("tag"), $"{where}: 'tag' needs an '{imageKey}'");
         }
         else if (tag.Length == 0)
         {
@@ -240,11 +244,11 @@ public static partial class PipelineValidator
         }
         else if (image?.Digest is not null)
         {
-            error(source.Key("tag"), $"{where}: 'tag' '{tag}' cannot be added to 'image' '{container.Image}', which is pinned to a digest");
+            error(source.Key("tag"), $"{where}: 'tag' '{tag}' cannot be added to '{imageKey}' '{container.Image}', which is pinned to a digest");
         }
         else if (image?.Tag is { } written)
         {
-            error(source.Key("tag"), $"{where}: 'tag' '{tag}' conflicts with the tag '{written}' written in 'image' '{container.Image}'; give the tag in one place");
+            error(source.Key("tag"), $"{where}: 'tag' '{tag}' conflicts with the tag '{written}' written in '{imageKey}' '{container.Image}'; give the tag in one place");
         }
     }
 
@@ -273,7 +277,7 @@ public static partial class PipelineValidator
         }
     }
 
-    private static void ValidateCycles(PipelineDefinition pipeline, Dictionary<string, SourcePosition> names, Action<SourcePosition, string> error)
+    private static void ValidateCycles(PipelineDefinition pipeline, Dialect dialect, Action<SourcePosition, string> error)
     {
         var steps = pipeline.Steps;
         var index = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -290,9 +294,8 @@ public static partial class PipelineValidator
             var second = steps[cycle.Count > 1 ? cycle[1] : cycle[0]];
             var entry = first.DependsOn.ToList().IndexOf(second.Name);
             var path = string.Join(" -> ", cycle.Append(cycle[0]).Select(i => steps[i].Name));
-            error(first.Source.Value($"depends_on[{entry}]"), $"pipeline '{pipeline.Name}' has a dependency cycle: {path} (each step depends on the next)");
+            error(first.Source.Value($"depends_on[{entry}]"), $"{dialect.Label("pipeline", pipeline.Name)} has a dependency cycle: {path} (each {dialect.Noun("step")} depends on the next)");
         }
-        _ = names;
     }
 
     private static void ValidateParameters(PipelineDefinition pipeline, Action<SourcePosition, string> error)

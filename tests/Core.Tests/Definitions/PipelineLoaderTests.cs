@@ -437,6 +437,26 @@ public sealed class PipelineLoaderTests
         Assert.Empty(SecretText.Names(step.Env["LITERAL"]));
     }
 
+    [Theory]
+    [InlineData("true", true)]
+    [InlineData("True", true)]
+    [InlineData("false", false)]
+    [InlineData("", false)]
+    public void copili_service_flag_is_a_boolean(string flag, bool isService)
+    {
+        var copili = $"""
+            nightly-load:
+              - name: api
+                image_repo: registry.example.com/team/api
+                is_service_container: {flag}
+            """;
+
+        var result = CaseLoader.Load(copili, "copili.yaml");
+
+        Assert.Empty(result.Diagnostics);
+        Assert.Equal(isService, result.Definitions!.Pipelines.ContainsKey("nightly-load-services"));
+    }
+
     private static string Serialize(PipelineFileDefinition definitions) => JsonSerializer.Serialize(definitions, ModelJson);
 
     private sealed class TemporaryDirectory : IDisposable
