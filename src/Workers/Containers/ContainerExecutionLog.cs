@@ -31,4 +31,18 @@ internal static partial class ContainerExecutionLog
 
     [LoggerMessage(EventId = 4007, Level = LogLevel.Information, Message = "Removed {Count} containers of run {RunId}")]
     public static partial void RunContainersRemoved(ILogger logger, Guid runId, int count);
+
+    [LoggerMessage(EventId = 4008, Level = LogLevel.Warning,
+        Message = "The network pool is off: no holder of image {Image} could be started; steps create their own network namespace")]
+    public static partial void NetworkPoolUnavailable(ILogger logger, string image, Exception exception);
+
+    [LoggerMessage(EventId = 4009, Level = LogLevel.Warning, Message = "Could not start a network namespace holder; retrying")]
+    public static partial void NamespaceHolderFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 4010, Level = LogLevel.Warning, Message = "Network namespace holder {Container} had exited with code {ExitCode}; it was not used")]
+    public static partial void NamespaceHolderExited(ILogger logger, string container, long exitCode);
+
+    [LoggerMessage(EventId = 4011, Level = LogLevel.Warning,
+        Message = "Could not remove network namespace holder {Container}; the orphan reaper removes it when this worker restarts")]
+    public static partial void NamespaceHolderRemoveFailed(ILogger logger, string container, Exception exception);
 }

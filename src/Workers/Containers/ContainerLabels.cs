@@ -21,7 +21,7 @@ public static class ContainerLabels
     public const string Worker = "pipelines.worker";
     /// <summary>One value per worker process, so the start-up reaper spares containers of the process that runs it.</summary>
     public const string WorkerInstance = "pipelines.worker-instance";
-    /// <summary><c>step</c> or <c>sidecar</c>.</summary>
+    /// <summary><c>step</c>, <c>sidecar</c>, or <c>network</c> for a pre-started network namespace holder (<see cref="NetworkPool"/>).</summary>
     public const string Role = "pipelines.role";
     public const string Sidecar = "pipelines.sidecar";
 
@@ -46,6 +46,15 @@ public static class ContainerLabels
         }
         return labels;
     }
+
+    /// <summary>Labels of a network namespace holder: it belongs to this worker process, and to no run until a step joins it.</summary>
+    internal static Dictionary<string, string> ForNamespaceHolder(ContainerEngine engine) => new(StringComparer.Ordinal)
+    {
+        [Managed] = "true",
+        [Worker] = engine.Options.WorkerId,
+        [WorkerInstance] = engine.InstanceId,
+        [Role] = "network",
+    };
 
     /// <summary>A Docker list filter matching containers that carry all of <paramref name="labels"/> and are ours.</summary>
     internal static IDictionary<string, IDictionary<string, bool>> Filter(params (string Key, string Value)[] labels)

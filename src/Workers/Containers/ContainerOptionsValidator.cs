@@ -84,6 +84,14 @@ public sealed class ContainerOptionsValidator : IValidateOptions<ContainerOption
         {
             Fail(nameof(options.MaxBuildContextBytes), options.MaxBuildContextBytes, "must be at least 1024");
         }
+        if (options.NetworkPool.Size is < 0 or > 64)
+        {
+            Fail($"{nameof(options.NetworkPool)}:{nameof(options.NetworkPool.Size)}", options.NetworkPool.Size, "must be between 0 (off) and 64");
+        }
+        if (options.NetworkPool.Size > 0 && string.IsNullOrWhiteSpace(options.NetworkPool.Image))
+        {
+            Fail($"{nameof(options.NetworkPool)}:{nameof(options.NetworkPool.Image)}", options.NetworkPool.Image, "must name an image when the pool is on");
+        }
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
 
         void CheckSize(string setting, string value, long minimum, string rule)

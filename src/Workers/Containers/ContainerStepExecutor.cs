@@ -20,12 +20,17 @@ public sealed class ContainerStepExecutor : IStepExecutor, IDisposable
     private readonly ContainerImages _images;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _slots;
+    private readonly NetworkPool? _networkPool;
 
-    public ContainerStepExecutor(ContainerEngine engine, TimeProvider time)
+    /// <param name="engine">The worker's Docker engine.</param>
+    /// <param name="time">The clock of timeouts and log timestamps.</param>
+    /// <param name="networkPool">Pre-started network namespaces for steps with no network; none when null.</param>
+    public ContainerStepExecutor(ContainerEngine engine, TimeProvider time, NetworkPool? networkPool = null)
     {
         ArgumentNullException.ThrowIfNull(engine);
         _engine = engine;
         _time = time;
+        _networkPool = networkPool;
         _images = new ContainerImages(engine);
         Policy = new SandboxPolicy(engine.Options);
         _slots = new SemaphoreSlim(engine.Options.MaxConcurrentContainers);
@@ -85,6 +90,7 @@ public sealed class ContainerStepExecutor : IStepExecutor, IDisposable
 
     private async Task<JsonNode?> RunAsync(StepContext context, StepSecrets secrets, StepLogSink log, CancellationToken cancellationToken)
     {
+        using var running = _networkPool?.StepRunning();
         var step = context.Definition;
         var image = await _images.PrepareAsync(step, context.Step, secrets, log, cancellationToken);
         context.Details["image"] = image.Reference;
@@ -106,8 +112,14 @@ public sealed class ContainerStepExecutor : IStepExecutor, IDisposable
             .ToList();
 
         await _slots.WaitAsync(cancellationToken);
+        // A step alone on no network joins a namespace the pool started ahead, when one is ready.
+        string? namespaceHolder = null;
         try
         {
+            if (_networkPool is not null && step.Sidecars.Count == 0 && step.Network is null or "none")
+            {
+                namespaceHolder = await _networkPool.TakeAsync(cancellationToken);
+            }
             await using var containers = new StepContainers(_engine, context, log, _time);
             await containers.RemoveLeftoversAsync(cancellationToken);
 
@@ -125,7 +137,7 @@ public sealed class ContainerStepExecutor : IStepExecutor, IDisposable
                 namespaceOwner ??= id;
             }
 
-            stepParameters.HostConfig.NetworkMode = NetworkMode(step, namespaceOwner);
+            stepParameters.HostConfig.NetworkMode = NetworkMode(step, namespaceOwner ?? namespaceHolder);
             var stepId = await containers.CreateAsync(stepParameters, cancellationToken);
             using (var inputs = await StepExchange.ArchiveAsync(eventJson, inputsJson, Options.UserIds, _time.GetUtcNow(), cancellationToken))
             {
@@ -133,25 +145,31 @@ public sealed class ContainerStepExecutor : IStepExecutor, IDisposable
                     new ContainerPathStatParameters { Path = SandboxPolicy.ExchangeDirectory }, inputs, cancellationToken);
             }
             var pump = await containers.AttachLogAsync(stepId, "", isStep: true, cancellationToken);
-            log.System(Describe(stepParameters, image));
+            log.System(Describe(stepParameters, image, namespaceOwner is not null ? "shared with its sidecars"
+                : namespaceHolder is not null ? "none (a namespace started ahead)" : stepParameters.HostConfig.NetworkMode));
             await containers.StartAsync(stepId, cancellationToken);
             var name = stepParameters.Name;
             ContainerExecutionLog.Started(context.Logger, context.RunId, context.Pipeline, context.Step, context.Attempt, name, image.Reference, Options.Runtime);
 
             var exit = await _engine.Client.Containers.WaitContainerAsync(stepId, cancellationToken);
             await StepContainers.DrainAsync(pump, _time);
-            var killedForMemory = (await _engine.Client.Containers.InspectContainerAsync(stepId, cancellationToken)).State.OOMKilled;
             context.Details["exit_code"] = exit.StatusCode.ToString(CultureInfo.InvariantCulture);
             ContainerExecutionLog.Exited(context.Logger, context.RunId, context.Pipeline, context.Step, context.Attempt, name, exit.StatusCode);
 
             if (exit.StatusCode != 0)
             {
+                var killedForMemory = (await _engine.Client.Containers.InspectContainerAsync(stepId, cancellationToken)).State.OOMKilled;
                 throw Failure(context, step, exit.StatusCode, killedForMemory, log.Tail);
             }
             return await StepExchange.ReadOutputAsync(_engine.Client, stepId, context.Step, Options.MaxOutputBytes, cancellationToken);
         }
         finally
         {
+            // After the step's containers are removed: none of them is in the namespace any more.
+            if (namespaceHolder is not null)
+            {
+                _networkPool!.Release(namespaceHolder);
+            }
             _slots.Release();
         }
     }
@@ -186,10 +204,9 @@ public sealed class ContainerStepExecutor : IStepExecutor, IDisposable
         };
     }
 
-    private static string Describe(CreateContainerParameters parameters, ResolvedImage image)
+    private static string Describe(CreateContainerParameters parameters, ResolvedImage image, string network)
     {
         var host = parameters.HostConfig;
-        var network = host.NetworkMode.StartsWith("container:", StringComparison.Ordinal) ? "shared with its sidecars" : host.NetworkMode;
         return $"running {image.Reference} ({image.Digest}) as user {parameters.User}, runtime {host.Runtime}, network {network}, " +
             $"memory {new ByteSize(host.Memory)}, cpus {(host.NanoCPUs / 1e9).ToString(CultureInfo.InvariantCulture)}, pids {host.PidsLimit}, read-only root";
     }

@@ -10,8 +10,9 @@ public static class ContainerStepsServiceCollectionExtensions
 {
     /// <summary>
     /// Lets this worker run container steps: registers <see cref="ContainerStepExecutor"/> as an
-    /// <see cref="IStepExecutor"/>, and <see cref="OrphanReaper"/> as a hosted service that removes
-    /// this worker's leftover containers at start-up. Settings bind from
+    /// <see cref="IStepExecutor"/>, <see cref="OrphanReaper"/> as a hosted service that removes
+    /// this worker's leftover containers at start-up, and <see cref="NetworkPool"/> as a hosted service
+    /// (it does nothing unless <c>NetworkPool:Size</c> is set). Settings bind from
     /// <c>Pipelines:Containers</c>, then <paramref name="configure"/> applies; they are validated at
     /// start. Calling it again is harmless.
     /// </summary>
@@ -28,10 +29,13 @@ public static class ContainerStepsServiceCollectionExtensions
         services.TryAddSingleton<ContainerEngine>();
         services.TryAddSingleton<ContainerStepExecutor>();
         services.TryAddSingleton<OrphanReaper>();
+        services.TryAddSingleton<NetworkPool>();
         if (!services.Any(d => d.ServiceType == typeof(IStepExecutor) && d.ImplementationFactory?.Method.DeclaringType == typeof(ContainerStepsServiceCollectionExtensions)))
         {
             services.AddSingleton<IStepExecutor>(ResolveExecutor);
             services.AddHostedService(provider => provider.GetRequiredService<OrphanReaper>());
+            // After the reaper, which removes the holders an earlier process of this worker left.
+            services.AddHostedService(provider => provider.GetRequiredService<NetworkPool>());
         }
         return services;
     }

@@ -202,24 +202,33 @@ public sealed class SandboxPolicy
         {
             scratch.Remove(target);
         }
-        return new HostConfig
-        {
-            Privileged = false,
-            CapDrop = ["ALL"],
-            CapAdd = [],
-            SecurityOpt = ["no-new-privileges"],
-            ReadonlyRootfs = true,
-            NetworkMode = networkMode,
-            IpcMode = "private",
-            Memory = memory,
-            MemorySwap = memory,
-            NanoCPUs = (long)(cpus * 1_000_000_000),
-            PidsLimit = container.Resources?.Pids ?? _options.DefaultPids,
-            Runtime = _options.Runtime,
-            Mounts = mounts,
-            Tmpfs = scratch,
-        };
+        var host = Sandboxed(networkMode, memory, cpus, container.Resources?.Pids ?? _options.DefaultPids);
+        host.Mounts = mounts;
+        host.Tmpfs = scratch;
+        return host;
     }
+
+    /// <summary>
+    /// The host settings of a pre-started network namespace holder (<see cref="NetworkPool"/>): the same
+    /// sandbox with no network, small limits (it only sleeps) and nothing mounted.
+    /// </summary>
+    internal HostConfig NamespaceHolderHostConfig() => Sandboxed("none", memory: 16L << 20, cpus: 0.1, pids: 8);
+
+    private HostConfig Sandboxed(string networkMode, long memory, double cpus, long pids) => new()
+    {
+        Privileged = false,
+        CapDrop = ["ALL"],
+        CapAdd = [],
+        SecurityOpt = ["no-new-privileges"],
+        ReadonlyRootfs = true,
+        NetworkMode = networkMode,
+        IpcMode = "private",
+        Memory = memory,
+        MemorySwap = memory,
+        NanoCPUs = (long)(cpus * 1_000_000_000),
+        PidsLimit = pids,
+        Runtime = _options.Runtime,
+    };
 
     private static string NormalizeTarget(string target) => target.Length > 1 ? target.TrimEnd('/') : target;
 

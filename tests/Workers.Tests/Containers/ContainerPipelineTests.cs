@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
 using Docker.DotNet.Models;
 using Microsoft.EntityFrameworkCore;
@@ -21,7 +20,8 @@ namespace Pipelines.Workers.Tests.Containers;
 /// <summary>
 /// Container steps through the whole engine: coordinator and worker in one process (in-memory
 /// transport, SQLite run store), the worker running the steps on the real Docker engine under this
-/// test's worker id, so that no container of it may be left afterwards.
+/// test's worker id, so that no container of it may be left afterwards: not a step's, a sidecar's or
+/// one of its network pool.
 /// </summary>
 public sealed class ContainerPipelineTests : ContainerTests, IDisposable
 {
@@ -46,12 +46,22 @@ public sealed class ContainerPipelineTests : ContainerTests, IDisposable
     private static PipelineCatalog Catalog(string yaml) =>
         EngineHost.Catalog(yaml, new Dictionary<string, string> { ["IMAGE"] = DockerTestEngine.TestImage });
 
-    private Task<EngineHost> StartAsync(PipelineCatalog catalog, Action<ContainerOptions>? containers = null, Action<PipelinesBuilder>? more = null) =>
+    private Task<EngineHost> StartAsync(PipelineCatalog catalog, Action<ContainerOptions>? containers = null, Action<PipelinesBuilder>? more = null,
+        TimeSpan? gracePeriod = null) =>
         EngineHost.StartAsync(catalog, _database.Options, pipelines =>
         {
-            pipelines.AddCoordinator().AddWorker().AddContainers(containers).AddDemoHandlers();
+            pipelines.AddCoordinator().AddWorker().AddDemoHandlers().AddContainers(o =>
+            {
+                // The pool's default image would be pulled from the internet; steps join its namespaces here too.
+                o.NetworkPool = DockerTestEngine.SleepingPool(2);
+                containers?.Invoke(o);
+            });
             more?.Invoke(pipelines);
-        }, worker: worker => worker.Id = WorkerId);
+        }, worker: worker =>
+        {
+            worker.Id = WorkerId;
+            worker.GracePeriod = gracePeriod ?? worker.GracePeriod;
+        });
 
     [DockerFact]
     public async Task the_word_count_example_passes_its_container_output_file_to_the_handler_step_after_it()
@@ -152,6 +162,23 @@ public sealed class ContainerPipelineTests : ContainerTests, IDisposable
     }
 
     [DockerFact]
+    public async Task a_worker_stopping_mid_step_hands_it_back_and_leaves_no_container_not_even_its_network_namespace()
+    {
+        var engine = await StartAsync(Catalog(Sleeper), gracePeriod: TimeSpan.FromSeconds(1));
+        var pool = engine.Services.GetRequiredService<NetworkPool>();
+        await Wait.UntilAsync(() => Task.FromResult(pool.Ready == 2), "was the network pool ready");
+        var launched = await engine.StartRunAsync("long");
+        await WaitForContainersAsync(launched.RunId, "running", containers => containers.Any(c => c.State == "running"));
+        // The pool refills only while no step runs: one namespace is the running step's.
+        Assert.Equal(1, pool.Ready);
+
+        await engine.DisposeAsync();
+
+        Assert.Empty(await ContainersOfRunAsync(launched.RunId));
+        Assert.Empty((await DockerTestEngine.ContainersAsync(Docker, ContainerLabels.Worker, WorkerId)).Select(c => c.Names.Single()));
+    }
+
+    [DockerFact]
     public async Task a_registry_password_is_in_no_stored_error_no_step_log_line_and_no_worker_log()
     {
         const string password = "registry-pa55word-end-to-end";
@@ -218,37 +245,6 @@ public sealed class ContainerPipelineTests : ContainerTests, IDisposable
         return string.Join('\n', lines);
     }
 
-    private async Task WaitForContainersAsync(Guid runId, string what, Func<IList<ContainerListResponse>, bool> condition)
-    {
-        var deadline = DateTimeOffset.UtcNow + RunTimeout;
-        while (!condition(await ContainersOfRunAsync(runId)))
-        {
-            Assert.True(DateTimeOffset.UtcNow < deadline, $"the containers of run {runId} were never {what}");
-            await Task.Delay(50);
-        }
-    }
-
-    /// <summary>Every message the host logs, with its exception, as it would reach a log file.</summary>
-    private sealed class RecordingLoggerProvider : ILoggerProvider
-    {
-        private readonly ConcurrentQueue<string> _lines = new();
-
-        public IReadOnlyList<string> Lines => [.. _lines];
-
-        public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _lines);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(string category, ConcurrentQueue<string> lines) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                lines.Enqueue($"{logLevel} {category}: {formatter(state, exception)}{(exception is null ? "" : "\n" + exception)}");
-        }
-    }
+    private Task WaitForContainersAsync(Guid runId, string what, Func<IList<ContainerListResponse>, bool> condition) =>
+        Wait.UntilAsync(async () => condition(await ContainersOfRunAsync(runId)), $"were the containers of run {runId} {what}");
 }

@@ -10,7 +10,7 @@ namespace Pipelines.Workers.Tests.Containers;
 public sealed class ContainerStepsRegistrationTests
 {
     [Fact]
-    public void adding_container_steps_twice_registers_one_executor_and_one_reaper()
+    public void adding_container_steps_twice_registers_one_executor_one_reaper_and_one_network_pool()
     {
         var services = new ServiceCollection().AddLogging().AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
         services.AddContainerSteps(o => o.WorkerId = "worker-a").AddContainerSteps();
@@ -18,7 +18,8 @@ public sealed class ContainerStepsRegistrationTests
 
         var executor = Assert.Single(provider.GetServices<IStepExecutor>());
         Assert.Same(provider.GetRequiredService<ContainerStepExecutor>(), executor);
-        Assert.Same(provider.GetRequiredService<OrphanReaper>(), Assert.Single(provider.GetServices<IHostedService>()));
+        // The reaper first: it removes the namespace holders an earlier process left before the pool starts new ones.
+        Assert.Equal([provider.GetRequiredService<OrphanReaper>(), provider.GetRequiredService<NetworkPool>()], provider.GetServices<IHostedService>());
         Assert.Equal("worker-a", provider.GetRequiredService<ContainerEngine>().Options.WorkerId);
     }
 
@@ -49,6 +50,7 @@ public sealed class ContainerStepsRegistrationTests
             DefaultMemory = "lots",
             User = "0:0",
             AllowedHostPaths = ["relative/path"],
+            NetworkPool = new NetworkPoolOptions { Size = 65, Image = " " },
         });
 
         Assert.Equal(
@@ -58,6 +60,8 @@ public sealed class ContainerStepsRegistrationTests
             "Pipelines:Containers:DefaultMemory = 'lots': must be an amount of memory such as 512m, at least 6m (Docker's minimum)",
             "Pipelines:Containers:User = '0:0': must not be root: steps run untrusted code",
             "Pipelines:Containers:AllowedHostPaths:0 = 'relative/path': must be an absolute path, optionally followed by :ro",
+            "Pipelines:Containers:NetworkPool:Size = '65': must be between 0 (off) and 64",
+            "Pipelines:Containers:NetworkPool:Image = ' ': must name an image when the pool is on",
         ], result.Failures);
     }
 }

@@ -28,7 +28,10 @@ public abstract class ContainerTests : IAsyncLifetime
     protected IDockerClient Docker => Engine.Client;
 
     /// <summary>Another executor of this same worker, with different settings.</summary>
-    protected ContainerStepExecutor ExecutorWith(Action<ContainerOptions> configure) => DockerTestEngine.Executor(NewEngine(configure));
+    protected ContainerStepExecutor ExecutorWith(Action<ContainerOptions> configure) => DockerTestEngine.Executor(EngineWith(configure));
+
+    /// <summary>Another engine connection of this same worker (a process of its own, as far as labels tell), with different settings.</summary>
+    protected ContainerEngine EngineWith(Action<ContainerOptions> configure) => NewEngine(configure);
 
     /// <summary>The step's containers still on the engine (any worker).</summary>
     protected async Task<IList<ContainerListResponse>> ContainersOfRunAsync(Guid runId) =>

@@ -55,6 +55,10 @@ internal static class DockerTestEngine
         return new ContainerEngine(Options.Create(options));
     }
 
+    /// <summary>A network pool on the test image, which has no pause program: its holders sleep with busybox.</summary>
+    public static NetworkPoolOptions SleepingPool(int size) =>
+        new() { Size = size, Image = TestImage, Command = ["sleep", "2147483647"] };
+
     public static ContainerStepExecutor Executor(ContainerEngine engine) => new(engine, TimeProvider.System);
 
     public static OrphanReaper Reaper(ContainerEngine engine) => new(engine, NullLogger<OrphanReaper>.Instance);

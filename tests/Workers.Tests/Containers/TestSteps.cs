@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipelines.Core.Definitions;
 using Pipelines.Core.Execution;
@@ -54,6 +55,21 @@ internal static class TestSteps
     };
 }
 
+/// <summary>Waiting on state, never on a guessed delay.</summary>
+internal static class Wait
+{
+    /// <summary>Polls <paramref name="condition"/> until it holds; fails saying it never did <paramref name="what"/> after two minutes.</summary>
+    public static async Task UntilAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTimeOffset.UtcNow.AddMinutes(2);
+        while (!await condition())
+        {
+            Assert.True(DateTimeOffset.UtcNow < deadline, $"never {what}");
+            await Task.Delay(20);
+        }
+    }
+}
+
 internal sealed record LogLine(string Stream, string Text, DateTimeOffset? Timestamp);
 
 /// <summary>An in-memory step log that also lets a test wait for a line.</summary>
@@ -93,4 +109,28 @@ internal sealed class RecordingStepLog : IStepLog
 internal sealed class DictionarySecrets(IReadOnlyDictionary<string, string> values) : ISecretResolver
 {
     public string? Resolve(string name) => values.GetValueOrDefault(name);
+}
+
+/// <summary>Every message the host logs, with its exception, as it would reach a log file.</summary>
+internal sealed class RecordingLoggerProvider : ILoggerProvider
+{
+    private readonly ConcurrentQueue<string> _lines = new();
+
+    public IReadOnlyList<string> Lines => [.. _lines];
+
+    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _lines);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(string category, ConcurrentQueue<string> lines) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            lines.Enqueue($"{logLevel} {category}: {formatter(state, exception)}{(exception is null ? "" : "\n" + exception)}");
+    }
 }
