@@ -1,0 +1,107 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Pipelines.Faults.Engine;
+using Pipelines.Faults.Report;
+
+namespace Pipelines.Faults.Rows;
+
+/// <summary>
+/// Fault 6: two scheduler replicas (processes) on one database, 20 schedules every 5 s; one replica
+/// killed (SIGKILL) every 2 minutes and restarted, the other paused (SIGSTOP) for 20 s in between.
+/// Every fire must start exactly one run: a killed replica's fires are taken over by the other, a
+/// paused one's repeated fires are turned away by the idempotency key.
+/// </summary>
+internal sealed class SchedulerReplicas : IRow
+{
+    public string Id => "replicas";
+
+    public string Title => "6. two scheduler replicas, kills and SIGSTOP";
+
+    public RowKind Kind => RowKind.Fault;
+
+    public string Bar => "0 double runs, 0 missed";
+
+    /// <summary>Faults land this long before a fire time, when a replica has most likely taken the coming fires from the store.</summary>
+    private static readonly TimeSpan Lead = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>Waits until <see cref="Lead"/> before the next fire time (a multiple of 5 s).</summary>
+    private static Task BeforeNextFireAsync(CancellationToken cancellationToken)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var next = new DateTimeOffset(now.UtcTicks - (now.UtcTicks % SchedulerRows.Period.Ticks) + SchedulerRows.Period.Ticks, TimeSpan.Zero) - Lead;
+        var wait = next - now;
+        return Task.Delay(wait > TimeSpan.Zero ? wait : wait + SchedulerRows.Period, cancellationToken);
+    }
+
+    public async Task<RowResult> RunAsync(Cluster cluster, FaultOptions options, CancellationToken cancellationToken)
+    {
+        var duration = options.Pick(TimeSpan.FromMinutes(10), TimeSpan.FromSeconds(80));
+        var every = options.Pick(TimeSpan.FromMinutes(2), TimeSpan.FromSeconds(40));
+        var restartAfter = TimeSpan.FromSeconds(10);
+        var pause = TimeSpan.FromSeconds(20);
+
+        await using var deployment = await SchedulerRows.DeployAsync(cluster, "replicas");
+        var events = new ConcurrentQueue<SchedulerEvent>();
+        var replicas = new[] { SchedulerRows.StartReplica(deployment, "scheduler-a", events), SchedulerRows.StartReplica(deployment, "scheduler-b", events) };
+        var all = new List<ReplicaProcess>(replicas);
+        var from = await SchedulerRows.WaitForFiringAsync(deployment);
+        var log = new List<string>();
+        cluster.Say($"replicas: 2 replicas for {duration.TotalSeconds:0} s; a kill every {every.TotalSeconds:0} s, a {pause.TotalSeconds:0} s SIGSTOP half-way between");
+        var start = DateTimeOffset.UtcNow;
+        var end = start + duration;
+        var round = 0;
+        while (DateTimeOffset.UtcNow + every <= end + TimeSpan.FromSeconds(1))
+        {
+            // Kill one replica at +every/2 (it restarts 10 s later), pause the other at +every.
+            await Task.Delay(every / 2 - Lead, cancellationToken);
+            await BeforeNextFireAsync(cancellationToken);
+            var victim = round % 2;
+            var killed = replicas[victim];
+            killed.Kill();
+            log.Add($"+{(DateTimeOffset.UtcNow - start).TotalSeconds:0}s SIGKILL {killed.Name}");
+            await Task.Delay(restartAfter, cancellationToken);
+            replicas[victim] = SchedulerRows.StartReplica(deployment, killed.Name, events);
+            all.Add(replicas[victim]);
+            log.Add($"+{(DateTimeOffset.UtcNow - start).TotalSeconds:0}s restarted {killed.Name}");
+            await Task.Delay(every / 2 - restartAfter - Lead, cancellationToken);
+            await BeforeNextFireAsync(cancellationToken);
+            var paused = replicas[1 - victim];
+            await paused.PauseAsync();
+            log.Add($"+{(DateTimeOffset.UtcNow - start).TotalSeconds:0}s SIGSTOP {paused.Name}");
+            await Task.Delay(pause, cancellationToken);
+            await paused.ResumeAsync();
+            log.Add($"+{(DateTimeOffset.UtcNow - start).TotalSeconds:0}s SIGCONT {paused.Name}");
+            round++;
+        }
+        var rest = end - DateTimeOffset.UtcNow;
+        if (rest > TimeSpan.Zero)
+        {
+            await Task.Delay(rest, cancellationToken);
+        }
+        var to = DateTimeOffset.UtcNow - SchedulerRows.Period;
+        await Task.Delay(TimeSpan.FromSeconds(20), cancellationToken);
+        foreach (var replica in all)
+        {
+            replica.Dispose();
+        }
+
+        var (audit, runs, drained) = await SchedulerRows.AuditAsync(deployment, from, to, events);
+        var fired = events.Where(e => e.Id == 5001).GroupBy(e => e.Replica).Select(g => $"{g.Key} {g.Count()}");
+
+        return RowResult.Of(this) with
+        {
+            Passed = audit.DoubleRuns == 0 && audit.Missed == 0 && runs.Lost == 0 && runs.DuplicateEffects == 0,
+            Runs = runs,
+            Recovery = $"fire lateness p99 {RowResult.Seconds(audit.LatenessAt(0.99))}, max {RowResult.Seconds(audit.LatenessAt(1))}",
+            Schedule = string.Create(CultureInfo.InvariantCulture,
+                $"20 schedules `*/5 * * * * ?` (misfire `fire_once`, threshold 10 s, check-in 5 s) on 2 scheduler replica processes for {duration.TotalMinutes:0.#} min; each {every.TotalSeconds:0} s one replica SIGKILLed {Lead.TotalMilliseconds:0} ms before a fire time and restarted {restartAfter.TotalSeconds:0} s later, then the other SIGSTOPped for {pause.TotalSeconds:0} s, also just before a fire time; runs of `tick` on 1 worker; observed {from:HH:mm:ss}-{to:HH:mm:ss} UTC; drained in {RowResult.Seconds(drained)}."),
+            Notes =
+            [
+                DatabaseRestart.Fires(audit),
+                $"runs started per replica process (event 5001): {string.Join(", ", fired)}",
+                $"faults: {string.Join("; ", log)}",
+                .. audit.Examples,
+            ],
+        };
+    }
+}

@@ -1,0 +1,140 @@
+using Docker.DotNet;
+using Docker.DotNet.Models;
+
+namespace Pipelines.Faults.Services;
+
+/// <summary>The machine's Docker engine (DOCKER_HOST, else the local socket), as the container rows observe it.</summary>
+internal sealed class DockerHost : IDisposable
+{
+    private readonly DockerClientConfiguration _configuration;
+
+    public DockerHost()
+    {
+        Endpoint = Environment.GetEnvironmentVariable("DOCKER_HOST") is { Length: > 0 } host ? host : "unix:///var/run/docker.sock";
+        _configuration = new DockerClientConfiguration(new Uri(Endpoint));
+        Client = _configuration.CreateClient();
+    }
+
+    public string Endpoint { get; }
+
+    public DockerClient Client { get; }
+
+    /// <summary>The image the container rows run (eng/services.sh imports it).</summary>
+    public static string TestImage => Environment.GetEnvironmentVariable("PIPELINES_TEST_IMAGE") is { Length: > 0 } image ? image : "pipelines-test/busybox:latest";
+
+    /// <summary>Why the container rows cannot run here, or null when the engine answers and has the test image.</summary>
+    public async Task<string?> MissingAsync()
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await Client.System.PingAsync(timeout.Token);
+            var images = await Client.Images.ListImagesAsync(new ImagesListParameters { All = true }, timeout.Token);
+            return images.Any(i => i.RepoTags?.Contains(TestImage) == true) ? null : $"the Docker engine at {Endpoint} lacks the image {TestImage} (bash eng/services.sh up imports it)";
+        }
+        catch (Exception e) when (e is DockerApiException or HttpRequestException or IOException or TimeoutException or OperationCanceledException)
+        {
+            return $"no Docker engine answers at {Endpoint} ({e.GetType().Name})";
+        }
+    }
+
+    /// <summary>Containers (running or not) carrying every one of <paramref name="labels"/>.</summary>
+    public async Task<IList<ContainerListResponse>> ListAsync(params (string Key, string Value)[] labels) =>
+        await Client.Containers.ListContainersAsync(new ContainersListParameters
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>>
+            {
+                ["label"] = labels.ToDictionary(l => $"{l.Key}={l.Value}", _ => true),
+            },
+        });
+
+    /// <summary>Starts a <c>sleep</c> container of someone else's, with the given labels (none: an unlabelled one).</summary>
+    public async Task<string> StartSleeperAsync(string name, IDictionary<string, string> labels)
+    {
+        var created = await Client.Containers.CreateContainerAsync(new CreateContainerParameters
+        {
+            Name = name,
+            Image = TestImage,
+            Cmd = ["sleep", "900"],
+            Labels = labels,
+            HostConfig = new HostConfig { NetworkMode = "none" },
+        });
+        await Client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters());
+        return created.ID;
+    }
+
+    public async Task<bool> ExistsAsync(string id)
+    {
+        try
+        {
+            await Client.Containers.InspectContainerAsync(id);
+            return true;
+        }
+        catch (DockerContainerNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    public async Task RemoveAsync(string id)
+    {
+        try
+        {
+            await Client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true });
+        }
+        catch (DockerContainerNotFoundException)
+        {
+        }
+    }
+
+    /// <summary>Container creations (Docker events) between two times that carry <paramref name="label"/>.</summary>
+    public async Task<IReadOnlyList<Message>> CreationsAsync(DateTimeOffset since, DateTimeOffset until, string label)
+    {
+        var messages = new Collected();
+        await Client.System.MonitorEventsAsync(new ContainerEventsParameters
+        {
+            Since = since.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            Until = (until.ToUnixTimeSeconds() + 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            Filters = new Dictionary<string, IDictionary<string, bool>>
+            {
+                ["type"] = new Dictionary<string, bool> { ["container"] = true },
+                ["event"] = new Dictionary<string, bool> { ["create"] = true },
+                ["label"] = new Dictionary<string, bool> { [label] = true },
+            },
+        }, messages);
+        return messages.Items;
+    }
+
+    /// <summary>Keeps every event as it arrives (<see cref="Progress{T}"/> would hand them to the thread pool, after the call returned).</summary>
+    private sealed class Collected : IProgress<Message>
+    {
+        private readonly Lock _gate = new();
+        private readonly List<Message> _items = [];
+
+        public IReadOnlyList<Message> Items
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return [.. _items];
+                }
+            }
+        }
+
+        public void Report(Message value)
+        {
+            lock (_gate)
+            {
+                _items.Add(value);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        Client.Dispose();
+        _configuration.Dispose();
+    }
+}
