@@ -13,6 +13,7 @@ IBenchmarkGroup[] groups =
 IReportGroup[] reports =
 [
     new EngineBenchmarks(),
+    new ContainerBenchmarks(),
 ];
 
 return BenchmarkRunner.Run(groups, reports, args, Console.Out, Console.Error);

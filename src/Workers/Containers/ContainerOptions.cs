@@ -108,7 +108,7 @@ public sealed class ContainerOptions
 
 /// <summary>
 /// Setting <c>Pipelines:Containers:NetworkPool</c>. Creating a container's own network namespace is
-/// the largest part of starting a sandboxed container (about 90 ms of the 300 ms a trivial step takes
+/// the largest part of starting a sandboxed container (about 80 ms of the 260 ms a trivial step takes
 /// on a 2-core VM; bench/README.md). The worker keeps <see cref="Size"/> namespaces ready, each held by a sleeping
 /// container of <see cref="Image"/> in the same sandbox, with no network. A step that would run with
 /// no network and has no sidecars joins one of them instead of creating its own; each namespace serves
