@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Pipelines.Core.Planning;
@@ -56,13 +55,12 @@ internal sealed class BrokerRestarts : IRow
             var down = DateTimeOffset.UtcNow;
             await Task.Delay(downFor, cancellationToken);
             var boot = await cluster.Rabbit.StartAgainAsync();
-            var up = DateTimeOffset.UtcNow;
-            var clock = Stopwatch.StartNew();
+            var up = cluster.Rabbit.ListeningSince;
             await Shell.WaitUntilAsync(async () =>
                 await cluster.Rabbit.ConsumersAsync(deployment.Vhost, handlerQueue) >= 2 &&
                 await cluster.Rabbit.ConsumersAsync(deployment.Vhost, StepQueues.Coordinator) >= 1,
                 TimeSpan.FromMinutes(3), "consumers back after the broker restart");
-            var consumersBack = clock.Elapsed;
+            var consumersBack = DateTimeOffset.UtcNow - up;
             seen.Add(new Outage(down, up, boot, null, consumersBack));
             cluster.Say($"broker: outage {i + 1} healed: boot {RowResult.Seconds(boot)}, consumers back {RowResult.Seconds(consumersBack)}");
         }
@@ -79,7 +77,8 @@ internal sealed class BrokerRestarts : IRow
         var result = await Reconciliation.ComputeAsync(deployment.Store, calls, deployment.ReadLedger());
         bool During(Call c, Outage o) => c.Started >= o.Down && c.Started < o.Up;
         var duringOutage = calls.Calls.Where(c => seen.Any(o => During(c, o))).ToList();
-        var acceptedWhileDown = duringOutage.Count(c => c.Outcome == CallOutcome.Ok && c.Started + c.Latency < seen.First(o => During(c, o)).Up);
+        var acknowledgedWhileDown = duringOutage.Where(c => c.Outcome == CallOutcome.Ok && c.Started + c.Latency < seen.First(o => During(c, o)).Up).ToList();
+        var acceptedWhileDown = acknowledgedWhileDown.Count;
         var errors = duringOutage.Where(c => c.Error is not null).GroupBy(c => c.Error!).Select(g => $"{g.Key} ×{g.Count()}");
 
         return RowResult.Of(this) with
@@ -94,7 +93,12 @@ internal sealed class BrokerRestarts : IRow
             [
                 $"while the broker was down {duringOutage.Count} starts were posted to the API: {duringOutage.Count(c => c.Outcome == CallOutcome.Ok)} answered 201/200 (of them {acceptedWhileDown} before it was back), the others {string.Join(", ", errors)}.",
                 $"a 503 tells the client to retry with the same Idempotency-Key; the harness looked each one up by its key instead: {result.IndeterminateStored} of the {result.Indeterminate} unanswered or 503 starts had stored their run (it waited as pending and was started by the coordinator's sweep), the other {result.Indeterminate - result.IndeterminateStored} stored nothing.",
-                .. seen.Select((o, i) => $"outage {i + 1}: node boot {RowResult.Seconds(o.Boot)}, first start accepted {RowResult.Seconds(o.FirstAccepted)} after boot, all consumers back {RowResult.Seconds(o.ConsumersBack)} after boot"),
+                .. acknowledgedWhileDown.Select(c =>
+                {
+                    var outage = seen.First(o => During(c, o));
+                    return $"**acknowledged while down**: start {c.Index} posted {RowResult.Seconds(c.Started - outage.Down)} after the node was gone, answered 2xx {RowResult.Seconds(c.Latency)} later, {RowResult.Seconds(outage.Up - c.Started - c.Latency)} before the node answered again (run {c.RunId}; down at {outage.Down:HH:mm:ss.fff}, up at {outage.Up:HH:mm:ss.fff} UTC)";
+                }),
+                .. seen.Select((o, i) => $"outage {i + 1}: node listening {RowResult.Seconds(o.Boot)} after its start, first start accepted {RowResult.Seconds(o.FirstAccepted)} after it listened, all consumers back {RowResult.Seconds(o.ConsumersBack)} after it listened"),
             ],
         };
     }

@@ -84,7 +84,10 @@ internal sealed class RabbitNode : IAsyncDisposable
         return node;
     }
 
-    /// <summary>Boots the node and waits for AMQP and the management API; returns how long that took.</summary>
+    /// <summary>When AMQP last started listening: from then on clients can reconnect.</summary>
+    public DateTimeOffset ListeningSince { get; private set; }
+
+    /// <summary>Boots the node and waits for AMQP and the management API; returns how long it took AMQP to listen.</summary>
     public async Task<TimeSpan> StartAgainAsync()
     {
         var clock = Stopwatch.StartNew();
@@ -107,15 +110,16 @@ internal sealed class RabbitNode : IAsyncDisposable
         _process.ErrorDataReceived += (_, e) => Append(startupLog, e.Data);
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
-        await Shell.WaitUntilAsync(async () =>
-        {
-            if (_process.HasExited)
-            {
-                throw new InvalidOperationException($"rabbitmq-server exited with {_process.ExitCode} while starting; see {startupLog}");
-            }
-            return await Shell.PortOpenAsync(Port) && await ManagementAnswersAsync();
-        }, TimeSpan.FromMinutes(2), "the harness's RabbitMQ node answering", TimeSpan.FromMilliseconds(100));
-        return clock.Elapsed;
+        var process = _process;
+        async Task<bool> Answers(Func<Task<bool>> check) => process.HasExited
+            ? throw new InvalidOperationException($"rabbitmq-server exited with {process.ExitCode} while starting; see {startupLog}")
+            : await check();
+        // Clients may connect from the moment AMQP listens, before the management API answers.
+        await Shell.WaitUntilAsync(() => Answers(() => Shell.PortOpenAsync(Port)), TimeSpan.FromMinutes(2), "the harness's RabbitMQ node listening", TimeSpan.FromMilliseconds(50));
+        ListeningSince = DateTimeOffset.UtcNow;
+        var boot = clock.Elapsed;
+        await Shell.WaitUntilAsync(() => Answers(ManagementAnswersAsync), TimeSpan.FromMinutes(2), "the harness's RabbitMQ management API answering", TimeSpan.FromMilliseconds(100));
+        return boot;
     }
 
     /// <summary>The fault: SIGKILL to the Erlang VM, so nothing is flushed or closed cleanly.</summary>
