@@ -45,4 +45,8 @@ internal static partial class ContainerExecutionLog
     [LoggerMessage(EventId = 4011, Level = LogLevel.Warning,
         Message = "Could not remove network namespace holder {Container}; the orphan reaper removes it when this worker restarts")]
     public static partial void NamespaceHolderRemoveFailed(ILogger logger, string container, Exception exception);
+
+    [LoggerMessage(EventId = 4012, Level = LogLevel.Warning,
+        Message = "Removed {Count} network namespace holders of worker process {WorkerInstance}, whose attempt of step {Step} of run {RunId} of {Pipeline} was left behind, before attempt {Attempt}")]
+    public static partial void LeftoverHoldersRemoved(ILogger logger, Guid runId, string pipeline, string step, int attempt, int count, string workerInstance);
 }

@@ -117,8 +117,11 @@ public sealed class ContainerOptions
 /// </summary>
 public sealed class NetworkPoolOptions
 {
-    /// <summary>Namespaces kept ready; 0 turns the pool off. Default 2.</summary>
-    public int Size { get; set; } = 2;
+    /// <summary>
+    /// Namespaces kept ready; 0, the default, turns the pool off. 2 suits a long-running worker; a
+    /// one-run process such as the CLI's <c>run</c> gains nothing from it.
+    /// </summary>
+    public int Size { get; set; }
 
     /// <summary>Image of the holders, pulled when missing: anything that sleeps until it is killed. Default <c>registry.k8s.io/pause:3.10</c>, Kubernetes' own holder.</summary>
     public string Image { get; set; } = "registry.k8s.io/pause:3.10";

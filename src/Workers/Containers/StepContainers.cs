@@ -27,15 +27,13 @@ internal sealed class StepContainers(ContainerEngine engine, StepContext context
 
     /// <summary>
     /// Removes containers of this step left on this engine by an earlier attempt, e.g. one whose
-    /// worker died and whose step was redelivered here, so no duplicate keeps running.
+    /// worker died and whose step was redelivered here, so no duplicate keeps running; and the
+    /// network namespace holders of that attempt's worker process, which belong to no run, so that
+    /// no one else would remove them while that worker does not come back.
     /// </summary>
     public async Task RemoveLeftoversAsync(CancellationToken cancellationToken)
     {
-        var leftovers = await Docker.Containers.ListContainersAsync(new ContainersListParameters
-        {
-            All = true,
-            Filters = ContainerLabels.Filter((ContainerLabels.Run, context.RunId.ToString()), (ContainerLabels.Step, context.Step)),
-        }, cancellationToken);
+        var leftovers = await ListAsync(cancellationToken, (ContainerLabels.Run, context.RunId.ToString()), (ContainerLabels.Step, context.Step));
         foreach (var leftover in leftovers)
         {
             leftover.Labels.TryGetValue(ContainerLabels.Attempt, out var attempt);
@@ -44,7 +42,27 @@ internal sealed class StepContainers(ContainerEngine engine, StepContext context
             log.System($"removed container {leftover.Names.FirstOrDefault()?.TrimStart('/')} left by attempt {attempt} on worker {worker}");
             ContainerExecutionLog.LeftoverRemoved(context.Logger, context.RunId, context.Pipeline, context.Step, context.Attempt, leftover.ID, attempt, worker);
         }
+        var leftBy = leftovers
+            .Select(l => l.Labels.TryGetValue(ContainerLabels.WorkerInstance, out var instance) ? instance : null)
+            .OfType<string>()
+            .Where(instance => instance != engine.InstanceId)
+            .Distinct(StringComparer.Ordinal);
+        foreach (var instance in leftBy)
+        {
+            var holders = await ListAsync(cancellationToken, (ContainerLabels.WorkerInstance, instance), (ContainerLabels.Role, "network"));
+            foreach (var holder in holders)
+            {
+                await RemoveAsync(holder.ID, cancellationToken);
+            }
+            if (holders.Count > 0)
+            {
+                ContainerExecutionLog.LeftoverHoldersRemoved(context.Logger, context.RunId, context.Pipeline, context.Step, context.Attempt, holders.Count, instance);
+            }
+        }
     }
+
+    private async Task<IList<ContainerListResponse>> ListAsync(CancellationToken cancellationToken, params (string Key, string Value)[] labels) =>
+        await Docker.Containers.ListContainersAsync(new ContainersListParameters { All = true, Filters = ContainerLabels.Filter(labels) }, cancellationToken);
 
     public async Task<string> CreateAsync(CreateContainerParameters parameters, CancellationToken cancellationToken)
     {

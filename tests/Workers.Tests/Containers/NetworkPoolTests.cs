@@ -1,3 +1,4 @@
+using Docker.DotNet.Models;
 using Microsoft.Extensions.Logging;
 using Pipelines.Workers.Containers;
 
@@ -16,7 +17,6 @@ public sealed class NetworkPoolTests : ContainerTests, IDisposable
                   - -c
                   - |
                     cd /pipelines/output
-                    readlink /proc/self/ns/net > namespace
                     ls /sys/class/net | tr '\n' ' ' > interfaces
                     wget -q -T 2 -O /dev/null http://1.1.1.1/ 2>/dev/null && echo reachable > network || echo unreachable > network
         """;
@@ -40,7 +40,7 @@ public sealed class NetworkPoolTests : ContainerTests, IDisposable
             .ToList();
 
     [DockerFact]
-    public async Task a_step_joins_a_namespace_started_ahead_that_no_other_step_uses_and_a_fresh_one_replaces_it()
+    public async Task a_step_joins_a_namespace_started_ahead_which_is_then_removed_and_replaced()
     {
         await using var pool = Pool(size: 1);
         await pool.StartAsync(CancellationToken.None);
@@ -55,9 +55,8 @@ public sealed class NetworkPoolTests : ContainerTests, IDisposable
         Assert.Contains(log.Lines, l => l.Stream == "system" && l.Text.Contains(", network none (a namespace started ahead), ", StringComparison.Ordinal));
         Assert.Equal("lo ", output!["interfaces"]!.GetValue<string>());
         Assert.Equal("unreachable", output["network"]!.GetValue<string>());
+        // Removed, not handed to another step; a fresh one takes its place once no step runs.
         await Wait.UntilAsync(async () => pool.Ready == 1 && !(await HoldersAsync()).Contains(first), "was the used namespace replaced");
-        var second = await executor.ExecuteAsync(TestSteps.Context(step));
-        Assert.NotEqual(output["namespace"]!.GetValue<string>(), second!["namespace"]!.GetValue<string>());
     }
 
     [DockerFact]
@@ -115,6 +114,53 @@ public sealed class NetworkPoolTests : ContainerTests, IDisposable
 
         Assert.Equal(2, removed);
         Assert.Empty(await HoldersAsync());
+    }
+
+    [DockerFact]
+    public async Task a_step_taken_over_from_a_dead_process_removes_that_processs_holders_and_spares_its_own()
+    {
+        var dead = Pool(size: 2);
+        await dead.StartAsync(CancellationToken.None);
+        await Wait.UntilAsync(() => Task.FromResult(dead.Ready == 2), "were two namespaces ready");
+        dead.Dispose(); // the process dies: nothing removes its holders
+        var deadHolders = await Docker.Containers.ListContainersAsync(new ContainersListParameters
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["id"] = (await HoldersAsync()).ToDictionary(id => id, _ => true) },
+        });
+        var step = TestSteps.One(Probe);
+        var context = TestSteps.Context(step, attempt: 2);
+        // The dead process's attempt 1 of the step, still running.
+        var left = await Docker.Containers.CreateContainerAsync(new CreateContainerParameters
+        {
+            Image = DockerTestEngine.TestImage,
+            Cmd = ["sleep", "600"],
+            HostConfig = new HostConfig { NetworkMode = "none" },
+            Labels = new Dictionary<string, string>
+            {
+                [ContainerLabels.Managed] = "true",
+                [ContainerLabels.Run] = context.RunId.ToString(),
+                [ContainerLabels.Step] = step.Name,
+                [ContainerLabels.Attempt] = "1",
+                [ContainerLabels.Worker] = WorkerId,
+                [ContainerLabels.WorkerInstance] = deadHolders[0].Labels[ContainerLabels.WorkerInstance],
+            },
+        });
+        await Docker.Containers.StartContainerAsync(left.ID, new ContainerStartParameters());
+        var engine = EngineWith(o => o.NetworkPool = DockerTestEngine.SleepingPool(2));
+        await using var live = new NetworkPool(engine, TimeProvider.System, _loggers.CreateLogger<NetworkPool>());
+        await live.StartAsync(CancellationToken.None);
+        using var executor = new ContainerStepExecutor(engine, TimeProvider.System, live);
+        await Wait.UntilAsync(() => Task.FromResult(live.Ready == 2), "were two namespaces ready");
+        var liveHolders = (await HoldersAsync()).Except(deadHolders.Select(h => h.ID)).ToList();
+
+        await executor.ExecuteAsync(context);
+
+        Assert.DoesNotContain(await HoldersAsync(), deadHolders.Select(h => h.ID).Contains);
+        Assert.Empty(await ContainersOfRunAsync(context.RunId));
+        // The step used one of the live pool's two namespaces, removed in the background; the other stays.
+        await Wait.UntilAsync(async () => (await HoldersAsync()).Intersect(liveHolders).Count() <= 1, "was the used namespace removed");
+        Assert.Single((await HoldersAsync()).Intersect(liveHolders));
     }
 
     [DockerFact]
