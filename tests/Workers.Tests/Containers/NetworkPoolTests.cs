@@ -30,8 +30,17 @@ public sealed class NetworkPoolTests : ContainerTests, IDisposable
 
     /// <summary>A pool of this test's worker, in an engine connection of its own; <paramref name="sleeps"/> false gives its holders no command.</summary>
     private NetworkPool Pool(int size, bool sleeps = true) =>
-        new(EngineWith(o => o.NetworkPool = sleeps ? DockerTestEngine.SleepingPool(size) : new NetworkPoolOptions { Size = size, Image = DockerTestEngine.TestImage }),
-            TimeProvider.System, _loggers.CreateLogger<NetworkPool>());
+        Pool(EngineWith(o => o.NetworkPool = sleeps ? DockerTestEngine.SleepingPool(size) : new NetworkPoolOptions { Size = size, Image = DockerTestEngine.TestImage }));
+
+    private NetworkPool Pool(ContainerEngine engine) => new(engine, TimeProvider.System, _loggers.CreateLogger<NetworkPool>());
+
+    /// <summary>Starts the pool and waits until all its namespaces are ready.</summary>
+    private static async Task<NetworkPool> FilledAsync(NetworkPool pool)
+    {
+        await pool.StartAsync(CancellationToken.None);
+        await Wait.UntilAsync(() => Task.FromResult(pool.Ready == pool.Size), $"were {pool.Size} namespaces ready");
+        return pool;
+    }
 
     private async Task<List<string>> HoldersAsync() =>
         (await DockerTestEngine.ContainersAsync(Docker, ContainerLabels.Role, "network"))
@@ -42,10 +51,8 @@ public sealed class NetworkPoolTests : ContainerTests, IDisposable
     [DockerFact]
     public async Task a_step_joins_a_namespace_started_ahead_which_is_then_removed_and_replaced()
     {
-        await using var pool = Pool(size: 1);
-        await pool.StartAsync(CancellationToken.None);
+        await using var pool = await FilledAsync(Pool(size: 1));
         using var executor = new ContainerStepExecutor(Engine, TimeProvider.System, pool);
-        await Wait.UntilAsync(() => Task.FromResult(pool.Ready == 1), "was one namespace ready");
         var first = Assert.Single(await HoldersAsync());
         var step = TestSteps.One(Probe);
         var log = new RecordingStepLog();
@@ -62,10 +69,8 @@ public sealed class NetworkPoolTests : ContainerTests, IDisposable
     [DockerFact]
     public async Task a_step_with_sidecars_makes_its_own_namespace_and_leaves_the_pool_alone()
     {
-        await using var pool = Pool(size: 1);
-        await pool.StartAsync(CancellationToken.None);
+        await using var pool = await FilledAsync(Pool(size: 1));
         using var executor = new ContainerStepExecutor(Engine, TimeProvider.System, pool);
-        await Wait.UntilAsync(() => Task.FromResult(pool.Ready == 1), "was one namespace ready");
         var holder = Assert.Single(await HoldersAsync());
         var step = TestSteps.One("""
             pipelines:
@@ -88,10 +93,8 @@ public sealed class NetworkPoolTests : ContainerTests, IDisposable
     [DockerFact]
     public async Task stopping_the_pool_removes_its_holders_and_the_steps_that_ran_leave_nothing()
     {
-        var pool = Pool(size: 3);
-        await pool.StartAsync(CancellationToken.None);
+        var pool = await FilledAsync(Pool(size: 3));
         using var executor = new ContainerStepExecutor(Engine, TimeProvider.System, pool);
-        await Wait.UntilAsync(() => Task.FromResult(pool.Ready == 3), "were three namespaces ready");
         var context = TestSteps.Context(TestSteps.One(Probe));
         await executor.ExecuteAsync(context);
 
@@ -105,9 +108,7 @@ public sealed class NetworkPoolTests : ContainerTests, IDisposable
     [DockerFact]
     public async Task the_reaper_removes_the_holders_a_crashed_process_of_the_worker_left()
     {
-        var pool = Pool(size: 2);
-        await pool.StartAsync(CancellationToken.None);
-        await Wait.UntilAsync(() => Task.FromResult(pool.Ready == 2), "were two namespaces ready");
+        var pool = await FilledAsync(Pool(size: 2));
         pool.Dispose(); // the process dies: nothing removes its holders
 
         var removed = await DockerTestEngine.Reaper(Engine).RemoveOrphansAsync();
@@ -119,9 +120,7 @@ public sealed class NetworkPoolTests : ContainerTests, IDisposable
     [DockerFact]
     public async Task a_step_taken_over_from_a_dead_process_removes_that_processs_holders_and_spares_its_own()
     {
-        var dead = Pool(size: 2);
-        await dead.StartAsync(CancellationToken.None);
-        await Wait.UntilAsync(() => Task.FromResult(dead.Ready == 2), "were two namespaces ready");
+        var dead = await FilledAsync(Pool(size: 2));
         dead.Dispose(); // the process dies: nothing removes its holders
         var deadHolders = await Docker.Containers.ListContainersAsync(new ContainersListParameters
         {
@@ -148,10 +147,8 @@ public sealed class NetworkPoolTests : ContainerTests, IDisposable
         });
         await Docker.Containers.StartContainerAsync(left.ID, new ContainerStartParameters());
         var engine = EngineWith(o => o.NetworkPool = DockerTestEngine.SleepingPool(2));
-        await using var live = new NetworkPool(engine, TimeProvider.System, _loggers.CreateLogger<NetworkPool>());
-        await live.StartAsync(CancellationToken.None);
+        await using var live = await FilledAsync(Pool(engine));
         using var executor = new ContainerStepExecutor(engine, TimeProvider.System, live);
-        await Wait.UntilAsync(() => Task.FromResult(live.Ready == 2), "were two namespaces ready");
         var liveHolders = (await HoldersAsync()).Except(deadHolders.Select(h => h.ID)).ToList();
 
         await executor.ExecuteAsync(context);
