@@ -66,7 +66,7 @@ internal sealed class PostgresNode : IAsyncDisposable
 
             """));
         await node.StartAgainAsync();
-        await using var connection = new NpgsqlConnection(node.ConnectionString("postgres"));
+        await using var connection = new NpgsqlConnection(node.ConnectionString("postgres") + ";Pooling=false");
         await connection.OpenAsync();
         node.Version = connection.PostgreSqlVersion.ToString();
         return node;
@@ -90,7 +90,8 @@ internal sealed class PostgresNode : IAsyncDisposable
 
     public async Task CreateDatabaseAsync(string name)
     {
-        await using var connection = new NpgsqlConnection(ConnectionString("postgres"));
+        // Not pooled: a pooled connection may be one a restart of this server broke.
+        await using var connection = new NpgsqlConnection(ConnectionString("postgres") + ";Pooling=false");
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection);
         await command.ExecuteNonQueryAsync();
