@@ -30,6 +30,7 @@ internal static class FaultSuite
     public static IReadOnlyList<IRow> Reproductions { get; } =
     [
         new ReproClaimAfterRestart(),
+        new ReproPausedReplica(),
     ];
 
     public static async Task<int> RunAsync(FaultOptions options, TextWriter output, TextWriter progress, CancellationToken cancellationToken)
