@@ -31,6 +31,7 @@ internal static class FaultSuite
     [
         new ReproClaimAfterRestart(),
         new ReproPausedReplica(),
+        new ReproNulInQuery(),
     ];
 
     public static async Task<int> RunAsync(FaultOptions options, TextWriter output, TextWriter progress, CancellationToken cancellationToken)

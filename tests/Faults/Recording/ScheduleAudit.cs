@@ -23,8 +23,6 @@ internal sealed record ScheduleAudit
     public int Missed { get; init; }
     public int MissedCovered { get; init; }
     public int MissedBeyondPolicy => Missed - MissedCovered;
-    /// <summary>Runs whose fire time is not an expected one: a misfire's "fire once now".</summary>
-    public int MadeUp { get; init; }
     public int DoubleRuns { get; init; }
     public int Absorbed { get; init; }
     public int MisfireDecisions { get; init; }
@@ -88,7 +86,6 @@ internal sealed record ScheduleAudit
             CloseStreak();
         }
         var inWindow = runs.Where(r => r.FireTime is { } t && t >= first && t <= to).ToList();
-        var slotSet = slots.ToHashSet();
         var doubles = inWindow.GroupBy(r => (r.Schedule, r.FireTime)).Where(g => g.Count() > 1).ToList();
         examples.AddRange(doubles.Take(3).Select(g => $"{g.Key.Schedule} has {g.Count()} runs for its fire at {g.Key.FireTime:HH:mm:ss}"));
         return new ScheduleAudit
@@ -98,7 +95,6 @@ internal sealed record ScheduleAudit
             OnTime = onTime,
             Missed = missed,
             MissedCovered = covered,
-            MadeUp = inWindow.Count(r => !slotSet.Contains(r.FireTime!.Value)),
             DoubleRuns = doubles.Sum(g => g.Count() - 1),
             Absorbed = events.Count(e => e.Id == 5002 && e.Time >= first && e.Time <= to),
             MisfireDecisions = events.Count(e => e.Id is 5003 or 5004),

@@ -77,5 +77,5 @@ internal sealed class DatabaseRestart : IRow
     }
 
     internal static string Fires(ScheduleAudit audit) => string.Create(CultureInfo.InvariantCulture,
-        $"fires: {audit.Expected} expected, {audit.OnTime} ran for their own time (lateness p50 {RowResult.Seconds(audit.LatenessAt(0.5))}, p99 {RowResult.Seconds(audit.LatenessAt(0.99))}, max {RowResult.Seconds(audit.LatenessAt(1))}), {audit.Missed} missed of which {audit.MissedCovered} covered by the misfire policy ({audit.MisfireDecisions} decisions logged, {audit.MadeUp} runs fired once for them) and **{audit.MissedBeyondPolicy} beyond it**; {audit.DoubleRuns} double runs; {audit.Absorbed} repeated fires turned away by the idempotency key.");
+        $"fires: {audit.Expected} expected, {audit.OnTime} ran for their own time (lateness p50 {RowResult.Seconds(audit.LatenessAt(0.5))}, p99 {RowResult.Seconds(audit.LatenessAt(0.99))}, max {RowResult.Seconds(audit.LatenessAt(1))}), {audit.Missed} missed: {audit.MissedCovered} in streaks that a logged misfire decision replaced by one late run (fire once; {audit.MisfireDecisions} decisions logged) and **{audit.MissedBeyondPolicy} beyond the misfire policy**; {audit.DoubleRuns} double runs; {audit.Absorbed} repeated fires turned away by the idempotency key.");
 }

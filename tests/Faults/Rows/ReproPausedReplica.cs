@@ -1,21 +1,21 @@
 using System.Collections.Concurrent;
 using Pipelines.Faults.Engine;
+using Pipelines.Faults.Recording;
 using Pipelines.Faults.Report;
 
 namespace Pipelines.Faults.Rows;
 
 /// <summary>
 /// A minimal reproduction, not a row of the published table (<c>--rows repro-pause</c>): two scheduler
-/// replicas, 20 schedules every 5 s, no kills — only a 20 s SIGSTOP of the replica that fired the last
-/// fire, 300 ms before the next. The other replica takes the paused one's acquired triggers over and
+/// replicas, 20 schedules every 5 s, no kills — only a 20 s SIGSTOP of a replica, 300 ms before a fire. The other replica takes the paused one's acquired triggers over and
 /// fires them once under the misfire policy; when the paused one resumes, it fires its stale triggers
 /// (turned away by the idempotency key, event 5002) and the fire due just then is lost for every
-/// schedule, with no misfire decision logged.
+/// schedule, with no misfire decision logged. Whether a pause hits is chance (which replica holds the
+/// coming fires, and when the other re-takes them), so the replicas are paused in turn until a fire is
+/// lost, at most 8 times.
 /// </summary>
 internal sealed class ReproPausedReplica : IRow
 {
-    private static readonly TimeSpan Lead = TimeSpan.FromMilliseconds(300);
-
     public string Id => "repro-pause";
 
     public string Title => "repro: a paused scheduler replica resumes";
@@ -32,19 +32,23 @@ internal sealed class ReproPausedReplica : IRow
         using var b = SchedulerRows.StartReplica(deployment, "scheduler-b", events);
         var from = await SchedulerRows.WaitForFiringAsync(deployment);
         var pauses = new List<string>();
-        for (var round = 0; round < 2; round++)
+        // Which replica holds the coming fires, and whether the other has re-taken the next one when the
+        // paused one resumes, is chance: pause them in turn until a fire is lost, at most 8 times.
+        for (var round = 0; round < 8; round++)
         {
             await Task.Delay(TimeSpan.FromSeconds(10), cancellationToken);
-            var now = DateTimeOffset.UtcNow;
-            var next = new DateTimeOffset(now.UtcTicks - (now.UtcTicks % SchedulerRows.Period.Ticks) + SchedulerRows.Period.Ticks, TimeSpan.Zero);
-            await Task.Delay(next - Lead - DateTimeOffset.UtcNow, cancellationToken);
-            // The replica that fired the last fire is most likely the one holding the next.
-            var last = events.Where(e => e.Id == 5001).MaxBy(e => e.Time);
-            var victim = last?.Replica == "scheduler-b" ? b : a;
+            await SchedulerRows.BeforeNextFireAsync(cancellationToken);
+            var victim = round % 2 == 0 ? a : b;
             await victim.PauseAsync();
             pauses.Add($"{victim.Name} paused at {DateTimeOffset.UtcNow:HH:mm:ss.fff} UTC");
             await Task.Delay(TimeSpan.FromSeconds(20), cancellationToken);
             await victim.ResumeAsync();
+            await Task.Delay(TimeSpan.FromSeconds(10), cancellationToken);
+            var sofar = await ScheduleAudit.ComputeAsync(deployment.Store, SchedulerRows.Pipeline, SchedulerRows.Schedules, SchedulerRows.Period, from, DateTimeOffset.UtcNow - SchedulerRows.Period, [.. events]);
+            if (sofar.MissedBeyondPolicy > 0)
+            {
+                break;
+            }
         }
         await Task.Delay(TimeSpan.FromSeconds(15), cancellationToken);
         var to = DateTimeOffset.UtcNow - SchedulerRows.Period;
@@ -54,7 +58,7 @@ internal sealed class ReproPausedReplica : IRow
         {
             Passed = audit.Missed == audit.MissedCovered && audit.DoubleRuns == 0,
             Runs = runs,
-            Schedule = $"2 replicas, 20 schedules `*/5 * * * * ?`; twice, the replica that fired the last fire SIGSTOPped {Lead.TotalMilliseconds:0} ms before the next one, for 20 s: {string.Join("; ", pauses)}.",
+            Schedule = $"2 replicas, 20 schedules `*/5 * * * * ?`; a replica SIGSTOPped {SchedulerRows.Lead.TotalMilliseconds:0} ms before a fire for 20 s, in turn, until a fire was lost: {string.Join("; ", pauses)}.",
             Notes = [DatabaseRestart.Fires(audit), .. audit.Examples],
         };
     }

@@ -21,18 +21,6 @@ internal sealed class SchedulerReplicas : IRow
 
     public string Bar => "0 double runs, 0 missed";
 
-    /// <summary>Faults land this long before a fire time, when a replica has most likely taken the coming fires from the store.</summary>
-    private static readonly TimeSpan Lead = TimeSpan.FromMilliseconds(300);
-
-    /// <summary>Waits until <see cref="Lead"/> before the next fire time (a multiple of 5 s).</summary>
-    private static Task BeforeNextFireAsync(CancellationToken cancellationToken)
-    {
-        var now = DateTimeOffset.UtcNow;
-        var next = new DateTimeOffset(now.UtcTicks - (now.UtcTicks % SchedulerRows.Period.Ticks) + SchedulerRows.Period.Ticks, TimeSpan.Zero) - Lead;
-        var wait = next - now;
-        return Task.Delay(wait > TimeSpan.Zero ? wait : wait + SchedulerRows.Period, cancellationToken);
-    }
-
     public async Task<RowResult> RunAsync(Cluster cluster, FaultOptions options, CancellationToken cancellationToken)
     {
         var duration = options.Pick(TimeSpan.FromMinutes(10), TimeSpan.FromSeconds(80));
@@ -53,8 +41,8 @@ internal sealed class SchedulerReplicas : IRow
         while (DateTimeOffset.UtcNow + every <= end + TimeSpan.FromSeconds(1))
         {
             // Kill one replica at +every/2 (it restarts 10 s later), pause the other at +every.
-            await Task.Delay(every / 2 - Lead, cancellationToken);
-            await BeforeNextFireAsync(cancellationToken);
+            await Task.Delay(every / 2 - SchedulerRows.Lead, cancellationToken);
+            await SchedulerRows.BeforeNextFireAsync(cancellationToken);
             var victim = round % 2;
             var killed = replicas[victim];
             killed.Kill();
@@ -63,8 +51,8 @@ internal sealed class SchedulerReplicas : IRow
             replicas[victim] = SchedulerRows.StartReplica(deployment, killed.Name, events);
             all.Add(replicas[victim]);
             log.Add($"+{(DateTimeOffset.UtcNow - start).TotalSeconds:0}s restarted {killed.Name}");
-            await Task.Delay(every / 2 - restartAfter - Lead, cancellationToken);
-            await BeforeNextFireAsync(cancellationToken);
+            await Task.Delay(every / 2 - restartAfter - SchedulerRows.Lead, cancellationToken);
+            await SchedulerRows.BeforeNextFireAsync(cancellationToken);
             var paused = replicas[1 - victim];
             await paused.PauseAsync();
             log.Add($"+{(DateTimeOffset.UtcNow - start).TotalSeconds:0}s SIGSTOP {paused.Name}");
@@ -94,7 +82,7 @@ internal sealed class SchedulerReplicas : IRow
             Runs = runs,
             Recovery = $"fire lateness p99 {RowResult.Seconds(audit.LatenessAt(0.99))}, max {RowResult.Seconds(audit.LatenessAt(1))}",
             Schedule = string.Create(CultureInfo.InvariantCulture,
-                $"20 schedules `*/5 * * * * ?` (misfire `fire_once`, threshold 10 s, check-in 5 s) on 2 scheduler replica processes for {duration.TotalMinutes:0.#} min; each {every.TotalSeconds:0} s one replica SIGKILLed {Lead.TotalMilliseconds:0} ms before a fire time and restarted {restartAfter.TotalSeconds:0} s later, then the other SIGSTOPped for {pause.TotalSeconds:0} s, also just before a fire time; runs of `tick` on 1 worker; observed {from:HH:mm:ss}-{to:HH:mm:ss} UTC; drained in {RowResult.Seconds(drained)}."),
+                $"20 schedules `*/5 * * * * ?` (misfire `fire_once`, threshold 10 s, check-in 5 s) on 2 scheduler replica processes for {duration.TotalMinutes:0.#} min; each {every.TotalSeconds:0} s one replica SIGKILLed {SchedulerRows.Lead.TotalMilliseconds:0} ms before a fire time and restarted {restartAfter.TotalSeconds:0} s later, then the other SIGSTOPped for {pause.TotalSeconds:0} s, also just before a fire time; runs of `tick` on 1 worker; observed {from:HH:mm:ss}-{to:HH:mm:ss} UTC; drained in {RowResult.Seconds(drained)}."),
             Notes =
             [
                 DatabaseRestart.Fires(audit),

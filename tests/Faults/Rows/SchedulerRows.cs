@@ -13,6 +13,18 @@ internal static class SchedulerRows
     public const int Schedules = 20;
     public static readonly TimeSpan Period = TimeSpan.FromSeconds(5);
 
+    /// <summary>Faults land this long before a fire time, when a replica has most likely taken the coming fires from the store.</summary>
+    public static readonly TimeSpan Lead = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>Waits until <see cref="Lead"/> before the next fire time (a multiple of <see cref="Period"/>).</summary>
+    public static Task BeforeNextFireAsync(CancellationToken cancellationToken)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var next = new DateTimeOffset(now.UtcTicks - (now.UtcTicks % Period.Ticks) + Period.Ticks, TimeSpan.Zero) - Lead;
+        var wait = next - now;
+        return Task.Delay(wait > TimeSpan.Zero ? wait : wait + Period, cancellationToken);
+    }
+
     public static async Task<Deployment> DeployAsync(Cluster cluster, string name)
     {
         var deployment = await Deployment.CreateAsync(cluster, name, ScheduleAudit.Definitions(Pipeline, Schedules));
