@@ -17,7 +17,8 @@ namespace Pipelines.Faults.Rows;
 /// </summary>
 internal sealed class ReproClaimAfterRestart : IRow
 {
-    private const string Definitions = """
+    /// <summary>One pipeline, <c>one</c>, of one handler step: the smallest deployment a reproduction needs.</summary>
+    internal const string Definitions = """
         pipelines:
           one:
             steps:

@@ -10,13 +10,6 @@ namespace Pipelines.Faults.Rows;
 /// </summary>
 internal sealed class ReproNulInQuery : IRow
 {
-    private const string Definitions = """
-        pipelines:
-          one:
-            steps:
-              - { name: only, handler: demo.echo }
-        """;
-
     public string Id => "repro-nul";
 
     public string Title => "repro: NUL in a query parameter";
@@ -27,7 +20,7 @@ internal sealed class ReproNulInQuery : IRow
 
     public async Task<RowResult> RunAsync(Cluster cluster, FaultOptions options, CancellationToken cancellationToken)
     {
-        await using var deployment = await Deployment.CreateAsync(cluster, "repro-nul", Definitions);
+        await using var deployment = await Deployment.CreateAsync(cluster, "repro-nul", ReproClaimAfterRestart.Definitions);
         await deployment.StartCoordinatorAsync();
         using var api = await ApiEndpoint.StartAsync(deployment);
         string[] paths = ["/api/v1/runs?pipeline=%00", "/api/v1/runs?schedule=%00", "/api/v1/schedules?pipeline=%00", "/api/v1/runs/statistics?pipeline=%00"];
