@@ -19,6 +19,12 @@ internal sealed record FaultOptions
     /// <summary>Row ids to run (prefix match); empty runs them all.</summary>
     public IReadOnlyList<string> Rows { get; init; } = [];
 
+    /// <summary>
+    /// Rows whose bar is known to be missed (a finding in docs/reliability.md not fixed yet): still run
+    /// and reported as missed, but they do not fail the exit code, so CI stays red for new misses only.
+    /// </summary>
+    public IReadOnlyList<string> KnownMissed { get; init; } = [];
+
     /// <summary>Also write the report (markdown) here.</summary>
     public string? Output { get; init; }
 
@@ -50,6 +56,7 @@ internal sealed record FaultOptions
                 "--seed" => options with { Seed = int.Parse(Value(), CultureInfo.InvariantCulture) },
                 "--rows" => options with { Rows = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) },
                 "--out" => options with { Output = Value() },
+                "--known-missed" => options with { KnownMissed = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) },
                 "--keep" => options with { Keep = true },
                 "--postgres-port" => options with { PostgresPort = int.Parse(Value(), CultureInfo.InvariantCulture) },
                 "--rabbitmq-port" => options with { RabbitPort = int.Parse(Value(), CultureInfo.InvariantCulture) },
@@ -60,17 +67,20 @@ internal sealed record FaultOptions
     }
 
     public const string Usage = """
-        usage: pipelines-faults [--short | --full] [--seed N] [--rows ID,...] [--out FILE] [--keep]
+        usage: pipelines-faults [--short | --full] [--seed N] [--rows ID,...] [--known-missed ID,...] [--out FILE] [--keep]
                                 [--postgres-port 5442] [--rabbitmq-port 5682]
 
           --short   the CI run: every row, shortened (a few minutes); the default
           --full    the durations of issue 7 (about 30 minutes)
           --rows    only the rows whose id starts with one of these (e.g. kill9,broker,definitions)
           --out     also write the report, as markdown, to FILE
+          --known-missed ID,...
+                    rows whose bar is known to be missed (a finding not fixed yet): reported, but
+                    they do not make the exit code 1
           --keep    keep the temporary folder with every process's log, ledger and definition file
 
         Needs root (it runs PostgreSQL as postgres), PostgreSQL 15, rabbitmq-server and, for the
         container rows, a Docker engine (DOCKER_HOST or /var/run/docker.sock) with the test image.
-        Exits 1 when a row misses its bar or cannot run.
+        Exits 1 when a row misses its bar or cannot run, unless it is listed in --known-missed.
         """;
 }
