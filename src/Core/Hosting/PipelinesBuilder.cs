@@ -77,6 +77,7 @@ public static class PipelinesServiceCollectionExtensions
         services.TryAddSingleton(new PipelinesEnvironment(options.Environment ?? PipelinesEnvironment.FromProcess().Name));
         services.TryAddSingleton(sp => new RunStore(options.Database, sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<RunQueries>();
+        services.TryAddSingleton<GroupCommitWriter>();
         services.TryAddSingleton<RoutingSlipPlanner>();
         services.TryAddSingleton<ISecretResolver, ConfigurationSecretResolver>();
         services.TryAddSingleton(sp => new RunLauncher(

@@ -35,7 +35,7 @@ public sealed record StepError(string Type, string Message, string? StackTrace)
 /// still owning the step, so a worker that lost its lease (it stalled, another took over) cannot
 /// overwrite the new owner's result.
 /// </summary>
-public sealed class StepLeases(RunStore store, string workerId, TimeSpan leaseDuration)
+public sealed class StepLeases(RunStore store, GroupCommitWriter writer, string workerId, TimeSpan leaseDuration)
 {
     public string WorkerId => workerId;
 
@@ -45,7 +45,7 @@ public sealed class StepLeases(RunStore store, string workerId, TimeSpan leaseDu
     {
         for (var race = 0; ; race++)
         {
-            var claim = await store.WriteAsync(context => TryClaimAsync(context, runId, step, cancellationToken), cancellationToken);
+            var claim = await writer.WriteAsync(context => TryClaimAsync(context, runId, step, cancellationToken), cancellationToken);
             if (claim is not null)
             {
                 return claim;
@@ -125,7 +125,7 @@ public sealed class StepLeases(RunStore store, string workerId, TimeSpan leaseDu
 
     /// <summary>Records the previous attempt's failure and starts the next one, if this worker still owns a step of a live run.</summary>
     public Task<bool> RetryAsync(Guid runId, string step, int failedAttempt, StepError error, CancellationToken cancellationToken) =>
-        store.WriteAsync(async context =>
+        writer.WriteAsync(async context =>
         {
             var now = store.Now;
             await CloseAttemptAsync(context, runId, step, failedAttempt, StepState.Failed, error, null, now, cancellationToken);
@@ -147,7 +147,7 @@ public sealed class StepLeases(RunStore store, string workerId, TimeSpan leaseDu
 
     /// <summary>Extends the lease; returns the run's state, or null when this worker no longer owns the step.</summary>
     public Task<RunState?> RenewAsync(Guid runId, string step, int attempt, CancellationToken cancellationToken) =>
-        store.WriteAsync(async context =>
+        writer.WriteAsync(async context =>
         {
             var expires = store.Now + leaseDuration;
             var renewed = await context.Steps
@@ -162,7 +162,7 @@ public sealed class StepLeases(RunStore store, string workerId, TimeSpan leaseDu
 
     /// <summary>Marks the step as continuing in the background; false when it already finished.</summary>
     public Task<bool> DetachAsync(Guid runId, string step, int attempt, CancellationToken cancellationToken) =>
-        store.WriteAsync(async context => await context.Steps
+        writer.WriteAsync(async context => await context.Steps
             .Where(s => s.RunId == runId && s.Name == step && s.State == StepState.Running && s.LeaseOwner == workerId && s.Attempts == attempt)
             .ExecuteUpdateAsync(s => s.SetProperty(x => x.Detached, true), cancellationToken) == 1, cancellationToken);
 
@@ -172,7 +172,7 @@ public sealed class StepLeases(RunStore store, string workerId, TimeSpan leaseDu
     /// recovers the step if the owner dies.
     /// </summary>
     public Task MarkDetachedAsync(Guid runId, string step, CancellationToken cancellationToken) =>
-        store.WriteAsync(context => context.Steps
+        writer.WriteAsync(context => context.Steps
             .Where(s => s.RunId == runId && s.Name == step && s.State == StepState.Running)
             .ExecuteUpdateAsync(s => s.SetProperty(x => x.Detached, true), cancellationToken), cancellationToken);
 
@@ -181,7 +181,7 @@ public sealed class StepLeases(RunStore store, string workerId, TimeSpan leaseDu
     /// expires now, so the coordinator re-dispatches the step to another worker at once.
     /// </summary>
     public Task GiveBackAsync(Guid runId, string step, int attempt, CancellationToken cancellationToken) =>
-        store.WriteAsync(async context =>
+        writer.WriteAsync(async context =>
         {
             var now = store.Now;
             await CloseAttemptAsync(context, runId, step, attempt, StepState.Cancelled,
@@ -195,7 +195,7 @@ public sealed class StepLeases(RunStore store, string workerId, TimeSpan leaseDu
     public Task<(bool Recorded, bool Detached)> FinishAsync(
         Guid runId, string step, int attempt, StepState outcome, string? output, StepError? error,
         IReadOnlyDictionary<string, string>? details, CancellationToken cancellationToken) =>
-        store.WriteAsync(async context =>
+        writer.WriteAsync(async context =>
         {
             var now = store.Now;
             await CloseAttemptAsync(context, runId, step, attempt, outcome, error, details, now, cancellationToken);
@@ -205,7 +205,7 @@ public sealed class StepLeases(RunStore store, string workerId, TimeSpan leaseDu
         }, cancellationToken);
 
     public Task MarkCompensatedAsync(Guid runId, string step, StepError? error, CancellationToken cancellationToken) =>
-        store.WriteAsync(async context =>
+        writer.WriteAsync(async context =>
         {
             if (error is null)
             {

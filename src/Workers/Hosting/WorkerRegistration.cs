@@ -29,7 +29,7 @@ public static class WorkerRegistration
         services.TryAddSingleton(sp =>
         {
             var worker = sp.GetRequiredService<IOptions<WorkerOptions>>().Value;
-            return new StepLeases(sp.GetRequiredService<RunStore>(), worker.InstanceId, worker.LeaseDuration);
+            return new StepLeases(sp.GetRequiredService<RunStore>(), sp.GetRequiredService<GroupCommitWriter>(), worker.InstanceId, worker.LeaseDuration);
         });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStepExecutor, HandlerStepExecutor>());
         services.TryAddSingleton<StepLogWriter>();
