@@ -120,6 +120,16 @@ public sealed class RunStore : IDisposable
         _ => false,
     };
 
+    /// <summary>True for errors that go away by themselves: a restarting, failing-over or overloaded database.</summary>
+    public static bool IsTransient(Exception exception) => exception switch
+    {
+        NpgsqlException npgsql => npgsql.IsTransient,
+        Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.SqliteErrorCode is 5 or 6, // busy, locked
+        DbUpdateException { InnerException: { } inner } => IsTransient(inner),
+        InvalidOperationException { InnerException: { } inner } => IsTransient(inner),
+        _ => false,
+    };
+
     /// <summary>True when an insert failed on a unique index (a run id or idempotency key seen before).</summary>
     public static bool IsUniqueViolation(Exception exception) => exception switch
     {

@@ -1,4 +1,4 @@
-using System.Text.RegularExpressions;
+using Pipelines.Core.Definitions;
 using Pipelines.Core.Execution;
 
 namespace Pipelines.Workers.Containers;
@@ -8,7 +8,7 @@ namespace Pipelines.Workers.Containers;
 /// every value it handed out, so that <see cref="Mask"/> can blank them in log lines and errors:
 /// a step that echoes its password does not get it stored.
 /// </summary>
-internal sealed partial class StepSecrets(ISecretResolver resolver, string step)
+internal sealed class StepSecrets(ISecretResolver resolver, string step)
 {
     private const string Masked = "***";
     private readonly Lock _gate = new();
@@ -19,8 +19,7 @@ internal sealed partial class StepSecrets(ISecretResolver resolver, string step)
     /// <paramref name="text"/> with each <c>${secret:NAME}</c> replaced by its value;
     /// <paramref name="field"/> (<c>env.TOKEN</c>) names where it comes from in the error when the worker lacks a secret.
     /// </summary>
-    public string Substitute(string text, string field) =>
-        SecretReference().Replace(text, match => Resolve(match.Groups[1].Value, field));
+    public string Substitute(string text, string field) => SecretText.Resolve(text, name => Resolve(name, field));
 
     /// <summary>The value of secret <paramref name="name"/>; fails the attempt (not retryable) when this worker has none.</summary>
     public string Resolve(string name, string field)
@@ -51,7 +50,4 @@ internal sealed partial class StepSecrets(ISecretResolver resolver, string step)
         }
         return text;
     }
-
-    [GeneratedRegex(@"\$\{secret:([A-Za-z_][A-Za-z0-9_]*)\}")]
-    private static partial Regex SecretReference();
 }
