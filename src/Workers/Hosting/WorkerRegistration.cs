@@ -111,6 +111,7 @@ public static class WorkerRegistration
             {
                 configurator.ReceiveEndpoint(queue, endpoint =>
                 {
+                    endpoint.PrefetchCount = options.Value.ConcurrencyPerQueue;
                     endpoint.ConcurrentMessageLimit = options.Value.ConcurrencyPerQueue;
                     endpoint.ExecuteActivityHost<StepActivity, StepArguments>(() => new StepActivity(Runner()));
                 });
