@@ -69,14 +69,17 @@ internal sealed class EngineHost : IAsyncDisposable
         var deadline = DateTimeOffset.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
         while (true)
         {
-            var run = await Store.ReadAsync(c => c.Runs.Include(r => r.Steps).SingleAsync(r => r.Id == runId));
-            if (run.State.IsTerminal())
+            // A run published on the bus is stored by the coordinator, a moment after the publish.
+            var run = await Store.ReadAsync(c => c.Runs.Include(r => r.Steps).SingleOrDefaultAsync(r => r.Id == runId));
+            if (run is not null && run.State.IsTerminal())
             {
                 return run;
             }
             if (DateTimeOffset.UtcNow > deadline)
             {
-                Assert.Fail($"run {runId} still {run.State} after {timeout}: {string.Join(", ", run.Steps.Select(s => $"{s.Name}={s.State}"))}");
+                Assert.Fail(run is null
+                    ? $"run {runId} was never stored"
+                    : $"run {runId} still {run.State} after {timeout}: {string.Join(", ", run.Steps.Select(s => $"{s.Name}={s.State}"))}");
             }
             await Task.Delay(50);
         }

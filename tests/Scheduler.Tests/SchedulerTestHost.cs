@@ -4,7 +4,6 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Npgsql;
 using Pipelines.Core.Definitions;
 using Pipelines.Core.Hosting;
 using Pipelines.Core.Persistence;
@@ -20,16 +19,12 @@ using Pipelines.Tests;
 
 namespace Pipelines.Scheduler.Tests;
 
-/// <summary>A database of its own for one test class: created with a random name, dropped afterwards.</summary>
+/// <summary>A database of its own for one test class (<see cref="ScratchPostgres"/>), as an xunit class fixture.</summary>
 public sealed class ScratchDatabase : IAsyncLifetime
 {
-    public string Name { get; } = $"scheduler_tests_{Guid.NewGuid():N}";
+    private ScratchPostgres? _database;
 
-    public RunStoreOptions Options => new()
-    {
-        Provider = RunStoreProvider.PostgreSql,
-        ConnectionString = new NpgsqlConnectionStringBuilder(TestServices.Postgres) { Database = Name }.ConnectionString,
-    };
+    public RunStoreOptions Options => new() { Provider = RunStoreProvider.PostgreSql, ConnectionString = _database!.ConnectionString };
 
     public async Task InitializeAsync()
     {
@@ -37,23 +32,15 @@ public sealed class ScratchDatabase : IAsyncLifetime
         {
             return; // every test of the class is skipped by ServiceFact
         }
-        await ExecuteAsync($"CREATE DATABASE \"{Name}\"");
+        _database = await ScratchPostgres.CreateAsync("scheduler_tests");
     }
 
     public async Task DisposeAsync()
     {
-        if (TestServices.PostgresUp)
+        if (_database is not null)
         {
-            await ExecuteAsync($"DROP DATABASE IF EXISTS \"{Name}\" WITH (FORCE)");
+            await _database.DisposeAsync();
         }
-    }
-
-    private static async Task ExecuteAsync(string sql)
-    {
-        await using var connection = new NpgsqlConnection(TestServices.Postgres);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
     }
 }
 

@@ -34,7 +34,7 @@ public enum ChainEnd
 /// workers, exactly one transaction sees the join's last parent complete and starts it.
 /// Redelivered events find their chain already moved and change nothing.
 /// </summary>
-public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catalog, RoutingSlipPlanner planner, ILogger<RunCoordinator> logger)
+public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catalog, RoutingSlipPlanner planner, RunLauncher launcher, ILogger<RunCoordinator> logger)
 {
     private RoutingSlipPlanner Planner => planner;
 
@@ -43,50 +43,47 @@ public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catal
     public async Task<CoordinatorActions> StartAsync(StartRun message, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(message);
-        if (!await store.ReadAsync(c => c.Runs.AnyAsync(r => r.Id == message.RunId, cancellationToken)))
+        if (await InRunAsync(message.RunId, BeginAsync, cancellationToken) is { } actions)
         {
-            if (catalog.Find(message.Pipeline) is not { } pipeline)
-            {
-                LogUnknownRun(message.RunId, message.Pipeline);
-                return new CoordinatorActions();
-            }
-            // Published directly on the bus (not through RunLauncher): store the run first.
-            var input = RunLauncher.InputOf(pipeline.Definition, message.Payload is null ? null : System.Text.Json.Nodes.JsonNode.Parse(message.Payload)?.AsObject());
-            await RunLauncher.CreateAsync(store, pipeline, new RunRecord
-            {
-                Id = message.RunId,
-                Pipeline = pipeline.Definition.Name,
-                DefinitionHash = pipeline.Hash,
-                Input = input.ToJsonString(),
-                CreatedAt = store.Now,
-                IdempotencyKey = message.IdempotencyKey,
-                Trigger = message.Trigger,
-                TraceParent = System.Diagnostics.Activity.Current?.Id,
-            }, PipelinesEnvironment.FromProcess().Name, reusedOutputs: null, cancellationToken);
+            return actions;
         }
-
-        return await InRunAsync(message.RunId, scope =>
+        if (catalog.Find(message.Pipeline) is null)
         {
-            if (scope.Run.State == RunState.Pending)
-            {
-                scope.Run.State = RunState.Running;
-                scope.Run.StartedAt = store.Now;
-                scope.DispatchReadyChains();
-                scope.Settle();
-            }
-            else if (scope.Run.State == RunState.Running)
-            {
-                // A redelivered StartRun: resend chains that were dispatched but never began, in case
-                // the first delivery committed and then failed to send them. Duplicates are harmless:
-                // a step is claimed once.
-                scope.RedispatchUnstartedChains();
-            }
-            return Task.CompletedTask;
-        }, cancellationToken);
+            LogUnknownRun(message.RunId, message.Pipeline);
+            return new CoordinatorActions();
+        }
+        // Published directly on the bus (not through RunLauncher): store the run first.
+        await launcher.StoreAsync(message.RunId, new RunRequest
+        {
+            Pipeline = message.Pipeline,
+            Payload = message.Payload is null ? null : System.Text.Json.Nodes.JsonNode.Parse(message.Payload)?.AsObject(),
+            IdempotencyKey = message.IdempotencyKey,
+            Trigger = message.Trigger,
+        }, System.Diagnostics.Activity.Current?.Id, cancellationToken);
+        return await InKnownRunAsync(message.RunId, BeginAsync, cancellationToken);
+    }
+
+    private Task BeginAsync(RunScope scope)
+    {
+        if (scope.Run.State == RunState.Pending)
+        {
+            scope.Run.State = RunState.Running;
+            scope.Run.StartedAt = store.Now;
+            scope.DispatchReadyChains();
+            scope.Settle();
+        }
+        else if (scope.Run.State == RunState.Running)
+        {
+            // A redelivered StartRun: resend chains that were dispatched but never began, in case
+            // the first delivery committed and then failed to send them. Duplicates are harmless:
+            // a step is claimed once.
+            scope.RedispatchUnstartedChains();
+        }
+        return Task.CompletedTask;
     }
 
     public Task<CoordinatorActions> ChainEndedAsync(Guid runId, int chain, ChainEnd end, CancellationToken cancellationToken) =>
-        InRunAsync(runId, async scope =>
+        InKnownRunAsync(runId, async scope =>
         {
             var record = scope.Chain(chain);
             if (record.State != ChainState.Dispatched)
@@ -117,7 +114,7 @@ public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catal
 
     /// <summary>A step that outlived its delivery finished in the background; continue its chain.</summary>
     public Task<CoordinatorActions> DetachedStepFinishedAsync(Guid runId, string step, CancellationToken cancellationToken) =>
-        InRunAsync(runId, async scope =>
+        InKnownRunAsync(runId, async scope =>
         {
             var record = scope.Steps.Single(s => s.Name == step);
             var chain = scope.Chain(record.Chain);
@@ -156,7 +153,7 @@ public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catal
         }, cancellationToken);
 
     public Task<CoordinatorActions> CancelAsync(Guid runId, CancellationToken cancellationToken) =>
-        InRunAsync(runId, async scope =>
+        InKnownRunAsync(runId, async scope =>
         {
             if (!StateRules.CanMove(scope.Run.State, RunState.Cancelled))
             {
@@ -175,7 +172,7 @@ public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catal
         }, cancellationToken);
 
     public Task<CoordinatorActions> CompensationEndedAsync(Guid runId, CancellationToken cancellationToken) =>
-        InRunAsync(runId, scope =>
+        InKnownRunAsync(runId, scope =>
         {
             if (scope.Run.State == RunState.Compensating)
             {
@@ -189,7 +186,7 @@ public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catal
     /// The step is then claimed again by whichever worker receives it, as a new attempt.
     /// </summary>
     public Task<CoordinatorActions> RecoverAbandonedStepAsync(Guid runId, string step, CancellationToken cancellationToken) =>
-        InRunAsync(runId, async scope =>
+        InKnownRunAsync(runId, async scope =>
         {
             var now = store.Now;
             var released = await scope.Context.Steps
@@ -213,33 +210,40 @@ public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catal
             .OrderBy(s => s.Position)
             .FirstOrDefaultAsync();
 
-    private async Task<CoordinatorActions> InRunAsync(Guid runId, Func<RunScope, Task> decide, CancellationToken cancellationToken)
+    private async Task<CoordinatorActions> InKnownRunAsync(Guid runId, Func<RunScope, Task> decide, CancellationToken cancellationToken)
     {
-        CoordinatorActions? actions = null;
+        if (await InRunAsync(runId, decide, cancellationToken) is { } actions)
+        {
+            return actions;
+        }
+        LogUnknownRun(runId, "");
+        return new CoordinatorActions();
+    }
+
+    /// <summary>Runs <paramref name="decide"/> in the run's transaction; null when the run is not in the store.</summary>
+    private async Task<CoordinatorActions?> InRunAsync(Guid runId, Func<RunScope, Task> decide, CancellationToken cancellationToken) =>
         await store.WriteAsync(async context =>
         {
             // Taking the row lock first serializes this run's coordinator transactions.
             var locked = await context.Runs.Where(r => r.Id == runId)
                 .ExecuteUpdateAsync(r => r.SetProperty(x => x.Version, x => x.Version + 1), cancellationToken);
-            actions = new CoordinatorActions();
             if (locked == 0)
             {
-                LogUnknownRun(runId, "");
-                return;
+                return null;
             }
+            var actions = new CoordinatorActions();
             var run = await context.Runs.SingleAsync(r => r.Id == runId, cancellationToken);
-            var chains = await context.Chains.Where(c => c.RunId == runId).OrderBy(c => c.Index).ToListAsync(cancellationToken);
-            var steps = await context.Steps.AsNoTracking().Where(s => s.RunId == runId).ToListAsync(cancellationToken);
             var entry = catalog.Find(run.Pipeline);
             if (entry is null)
             {
                 LogUnknownRun(runId, run.Pipeline);
-                return;
+                return actions;
             }
+            var chains = await context.Chains.Where(c => c.RunId == runId).OrderBy(c => c.Index).ToListAsync(cancellationToken);
+            var steps = await context.Steps.AsNoTracking().Where(s => s.RunId == runId).ToListAsync(cancellationToken);
             await decide(new RunScope(this, context, entry, run, chains, steps, actions));
+            return actions;
         }, cancellationToken);
-        return actions!;
-    }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId} of pipeline '{Pipeline}' is not known here; message dropped")]
     private partial void LogUnknownRun(Guid runId, string pipeline);

@@ -44,17 +44,27 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
     public async Task<LaunchedRun> StartAsync(RunRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var pipeline = catalog.Get(request.Pipeline);
-        var input = InputOf(pipeline.Definition, request.Payload);
         var runId = NewId.NextGuid();
-        using var trace = PipelinesTelemetry.StartRunActivity($"run {pipeline.Definition.Name}", runId, pipeline.Definition.Name);
+        using var trace = PipelinesTelemetry.StartRunActivity($"run {request.Pipeline}", runId, request.Pipeline);
+        var launched = await StoreAsync(runId, request, trace?.Id, cancellationToken);
+        if (launched.Created)
+        {
+            await SendStartAsync(sendEndpoints, runId, cancellationToken);
+        }
+        return launched;
+    }
+
+    /// <summary>Checks the request and stores it as run <paramref name="runId"/>, without starting it.</summary>
+    internal Task<LaunchedRun> StoreAsync(Guid runId, RunRequest request, string? traceParent, CancellationToken cancellationToken)
+    {
+        var pipeline = catalog.Get(request.Pipeline);
         var run = new RunRecord
         {
             Id = runId,
-            TraceParent = trace?.Id,
+            TraceParent = traceParent,
             Pipeline = pipeline.Definition.Name,
             DefinitionHash = pipeline.Hash,
-            Input = input.ToJsonString(),
+            Input = InputOf(pipeline.Definition, request.Payload).ToJsonString(),
             State = RunState.Pending,
             CreatedAt = store.Now,
             IdempotencyKey = request.IdempotencyKey,
@@ -62,12 +72,7 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
             Schedule = request.Schedule,
             FireTime = request.FireTime,
         };
-        var launched = await CreateAsync(store, pipeline, run, environment.Name, reusedOutputs: null, cancellationToken);
-        if (launched.Created)
-        {
-            await SendStartAsync(sendEndpoints, run.Id, cancellationToken);
-        }
-        return launched;
+        return CreateAsync(pipeline, run, reusedOutputs: null, cancellationToken);
     }
 
     /// <summary>
@@ -104,7 +109,7 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
             RetryOf = original.Id,
             Schedule = original.Schedule,
         };
-        var launched = await CreateAsync(store, pipeline, run, environment.Name, reused, cancellationToken);
+        var launched = await CreateAsync(pipeline, run, reused, cancellationToken);
         await SendStartAsync(sendEndpoints, run.Id, cancellationToken);
         return launched;
     }
@@ -143,11 +148,10 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
     }
 
     /// <summary>Stores a new run with its planned steps and chains, or returns the run stored before under the same id or key.</summary>
-    internal static async Task<LaunchedRun> CreateAsync(
-        RunStore store, CatalogEntry pipeline, RunRecord run, string? environment,
-        IReadOnlyDictionary<string, string?>? reusedOutputs, CancellationToken cancellationToken)
+    private async Task<LaunchedRun> CreateAsync(
+        CatalogEntry pipeline, RunRecord run, IReadOnlyDictionary<string, string?>? reusedOutputs, CancellationToken cancellationToken)
     {
-        var (steps, chains) = RunPlanner.Plan(pipeline, run.Id, environment, reusedOutputs);
+        var (steps, chains) = RunPlanner.Plan(pipeline, run.Id, environment.Name, reusedOutputs);
         run.RemainingChains = chains.Count;
         try
         {

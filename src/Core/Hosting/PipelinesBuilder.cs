@@ -49,7 +49,12 @@ public sealed class PipelinesBuilder(IServiceCollection services, PipelinesOptio
             {
                 // Transient database errors (a restart, a deadlock victim) are retried before a
                 // message goes to the error queue.
-                endpoint.UseMessageRetry(retry => retry.Exponential(20, TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(200)));
+                endpoint.UseMessageRetry(retry =>
+                {
+                    retry.Exponential(20, TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(200));
+                    // A StartRun published with a bad payload goes to the error queue with its problems, at once.
+                    retry.Ignore<InvalidRunInputException>();
+                });
                 endpoint.Consumer(() => ActivatorUtilities.CreateInstance<StartRunConsumer>(provider));
                 endpoint.Consumer(() => ActivatorUtilities.CreateInstance<CancelRunConsumer>(provider));
                 endpoint.Consumer(() => ActivatorUtilities.CreateInstance<DetachedStepFinishedConsumer>(provider));

@@ -94,9 +94,9 @@ public sealed class RunStore : IDisposable
                 await transaction.CommitAsync(cancellationToken);
                 return result;
             }
-            catch (Exception exception) when (attempt < 5 && IsTransientConflict(exception))
+            catch (Exception exception) when (RetryDelay(exception, attempt) is { } delay)
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 20 * attempt)), cancellationToken);
+                await Task.Delay(delay, cancellationToken);
             }
             finally
             {
@@ -112,6 +112,17 @@ public sealed class RunStore : IDisposable
             return true;
         }, cancellationToken);
 
+    /// <summary>
+    /// How long to wait before running a failed unit of work again: briefly after a deadlock or
+    /// serialization conflict (a few times), a second at a time for up to half a minute while the
+    /// database restarts or fails over; null when retrying cannot help. Units are conditional
+    /// updates, so running one again after a commit whose outcome was lost changes nothing twice.
+    /// </summary>
+    private static TimeSpan? RetryDelay(Exception exception, int attempt) =>
+        IsTransientConflict(exception) ? (attempt < 5 ? TimeSpan.FromMilliseconds(Random.Shared.Next(5, 20 * attempt)) : null)
+        : IsTransient(exception) && attempt < 30 ? TimeSpan.FromSeconds(1)
+        : null;
+
     private static bool IsTransientConflict(Exception exception) => exception switch
     {
         PostgresException postgres => postgres.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure,
@@ -121,7 +132,7 @@ public sealed class RunStore : IDisposable
     };
 
     /// <summary>True for errors that go away by themselves: a restarting, failing-over or overloaded database.</summary>
-    public static bool IsTransient(Exception exception) => exception switch
+    private static bool IsTransient(Exception exception) => exception switch
     {
         NpgsqlException npgsql => npgsql.IsTransient,
         Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.SqliteErrorCode is 5 or 6, // busy, locked

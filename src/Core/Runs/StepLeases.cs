@@ -43,21 +43,9 @@ public sealed class StepLeases(RunStore store, GroupCommitWriter writer, string 
 
     public async Task<StepClaim> ClaimAsync(Guid runId, string step, CancellationToken cancellationToken)
     {
-        var outages = 0;
         for (var race = 0; ; race++)
         {
-            StepClaim? claim;
-            try
-            {
-                claim = await writer.WriteAsync(context => TryClaimAsync(context, runId, step, cancellationToken), cancellationToken);
-            }
-            catch (Exception exception) when (RunStore.IsTransient(exception) && ++outages <= 30)
-            {
-                // The database restarted or failed over: wait for it rather than fail the run.
-                race--;
-                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
-                continue;
-            }
+            var claim = await writer.WriteAsync(context => TryClaimAsync(context, runId, step, cancellationToken), cancellationToken);
             if (claim is not null)
             {
                 return claim;
