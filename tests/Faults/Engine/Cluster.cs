@@ -31,7 +31,7 @@ internal sealed class Cluster : IAsyncDisposable
         Directory.CreateDirectory(folder);
         // The postgres user must reach its data folder below this one.
         File.SetUnixFileMode(folder, (UnixFileMode)0b111_101_101);
-        progress.WriteLine($"faults: starting PostgreSQL on 127.0.0.1:{options.PostgresPort} and RabbitMQ {RabbitNode.NodeName} on 127.0.0.1:{options.RabbitPort} under {folder}");
+        progress.WriteLine($"faults: starting PostgreSQL on 127.0.0.1:{options.PostgresPort} and RabbitMQ on 127.0.0.1:{options.RabbitPort} under {folder}");
         var postgres = await PostgresNode.StartAsync(Path.Combine(folder, "postgres"), options.PostgresPort);
         try
         {

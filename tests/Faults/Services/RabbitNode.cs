@@ -8,14 +8,13 @@ using System.Text.Json.Nodes;
 namespace Pipelines.Faults.Services;
 
 /// <summary>
-/// A RabbitMQ node of the harness's own (<c>faults@localhost</c>, its own AMQP, distribution and
+/// A RabbitMQ node of the harness's own (<c>faults-PORT@localhost</c>, its own AMQP, distribution and
 /// management ports, data and logs in a temporary folder), started as a child process, so that
 /// killing it never touches the shared broker other suites use. The management API answers on
 /// <see cref="ManagementPort"/> for queue and consumer counts.
 /// </summary>
 internal sealed class RabbitNode : IAsyncDisposable
 {
-    public const string NodeName = "faults@localhost";
     private readonly string _pidFile;
     private readonly Dictionary<string, string> _environment;
     private static readonly Lock AppendGate = new();
@@ -25,6 +24,8 @@ internal sealed class RabbitNode : IAsyncDisposable
     {
         Folder = folder;
         Port = port;
+        // Named after its port so that two harnesses on different ports can run side by side.
+        NodeName = $"faults-{port}@localhost";
         ManagementPort = managementPort;
         _pidFile = Path.Combine(folder, "rabbit.pid");
         _environment = new()
@@ -45,6 +46,8 @@ internal sealed class RabbitNode : IAsyncDisposable
         Management = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{managementPort}/api/") };
         Management.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.ASCII.GetBytes("guest:guest")));
     }
+
+    public string NodeName { get; }
 
     public string Folder { get; }
 
