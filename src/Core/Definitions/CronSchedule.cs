@@ -85,10 +85,41 @@ public static class CronSchedule
         {
             return true;
         }
-        var ids = TimeZoneInfo.GetSystemTimeZones().Select(z => z.Id).Append("UTC");
-        error = $"unknown time zone '{name}'; use an IANA name such as Europe/Berlin" + Suggestions.DidYouMean(name, ids).Replace(";", ",", StringComparison.Ordinal);
+        error = $"unknown time zone '{name}'; use an IANA name such as Europe/Berlin" + Suggestions.DidYouMean(name, ZoneNames.Value).Replace(";", ",", StringComparison.Ordinal);
         return false;
     }
+
+    private static readonly Lazy<IReadOnlyList<string>> ZoneNames = new(ReadZoneNames);
+
+    /// <summary>
+    /// The names to suggest from. Where the IANA database is a folder (Linux, macOS), its file names
+    /// are the zone names: listing them takes milliseconds, where <see cref="TimeZoneInfo.GetSystemTimeZones()"/>
+    /// parses every zone (a quarter of a second, which a one-shot <c>validate</c> would pay).
+    /// </summary>
+    private static IReadOnlyList<string> ReadZoneNames()
+    {
+        var folder = Environment.GetEnvironmentVariable("TZDIR") is { Length: > 0 } tzdir ? tzdir : "/usr/share/zoneinfo";
+        if (!Directory.Exists(folder))
+        {
+            return [.. TimeZoneInfo.GetSystemTimeZones().Select(z => z.Id).Append("UTC")];
+        }
+        return
+        [
+            .. Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+                .Select(path => Path.GetRelativePath(folder, path).Replace(Path.DirectorySeparatorChar, '/'))
+                .Where(IsZoneName)
+                .Order(StringComparer.Ordinal),
+        ];
+    }
+
+    // Leaves out the database's own files (zone.tab, tzdata.zi, leapseconds, ...) and its
+    // duplicate trees (posix/, right/).
+    private static bool IsZoneName(string relativePath) =>
+        char.IsAsciiLetterUpper(relativePath[0])
+        && !relativePath.Contains('.', StringComparison.Ordinal)
+        && !relativePath.StartsWith("posix", StringComparison.Ordinal)
+        && !relativePath.StartsWith("right/", StringComparison.Ordinal)
+        && relativePath != "Factory";
 
     private static bool TryFromFiveFields(string[] fields, out string quartz, out string error)
     {
