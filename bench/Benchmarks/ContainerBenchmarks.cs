@@ -187,7 +187,7 @@ internal sealed class ContainerBenchmarks : IReportGroup
             CancellationToken = CancellationToken.None,
             Definition = step,
             Log = new DiscardedLog(),
-            Secrets = new NoSecrets(),
+            Secrets = new RevealedSecrets(new NoSecrets()),
         };
         await executor.ExecuteAsync(context);
         Require(context.Details.TryGetValue("exit_code", out var exit) && exit == "0", "the step exited with 0");

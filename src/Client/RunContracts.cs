@@ -110,7 +110,7 @@ public sealed record StepAttempt(
 /// Why a step or attempt failed. The stack trace is kept in the run store, not returned: it shows a
 /// worker's internals.
 /// </summary>
-public sealed record StepFailure(string? Type, string? Message);
+public sealed record StepFailure(string? Kind, string? Type, string? Message);
 
 /// <summary>A page of runs, newest first. Pass <see cref="NextCursor"/> as <c>cursor</c> for the next page; it is null on the last page.</summary>
 public sealed record RunList(IReadOnlyList<RunSummary> Items, string? NextCursor);

@@ -167,7 +167,7 @@ public sealed class DistributedEngineTests : IAsyncLifetime
         var sleepy = run.Steps.Single(s => s.Name == "sleepy");
         Assert.Equal(2, sleepy.Attempts);
         var attempts = (await engine.AttemptsAsync(run.Id)).Where(a => a.Step == "sleepy").ToList();
-        Assert.Equal([(1, StepState.Failed, "worker-lost"), (2, StepState.Succeeded, (string?)null)], attempts.Select(a => (a.Number, a.State, a.ErrorType)));
+        Assert.Equal([(1, StepState.Failed, "worker-lost"), (2, StepState.Succeeded, (string?)null)], attempts.Select(a => (a.Number, a.State, a.ErrorKind)));
         Assert.StartsWith(victim.Id, attempts[0].Worker, StringComparison.Ordinal);
         Assert.DoesNotContain(victim.Id, attempts[1].Worker, StringComparison.Ordinal);
         Assert.Equal([1, 2], ReadLedger().Where(e => e.Step == "sleepy").Select(e => e.Attempt));
@@ -203,7 +203,7 @@ public sealed class DistributedEngineTests : IAsyncLifetime
         var run = await engine.WaitForRunAsync(launched.RunId, TimeSpan.FromSeconds(60));
         Assert.Equal(RunState.Succeeded, run.State);
         var attempts = (await engine.AttemptsAsync(run.Id)).Where(a => a.Step == "sleepy").ToList();
-        Assert.Equal([(1, StepState.Cancelled, "handed-back"), (2, StepState.Succeeded, (string?)null)], attempts.Select(a => (a.Number, a.State, a.ErrorType)));
+        Assert.Equal([(1, StepState.Cancelled, "handed-back"), (2, StepState.Succeeded, (string?)null)], attempts.Select(a => (a.Number, a.State, a.ErrorKind)));
         Assert.DoesNotContain(owner.Id, attempts[1].Worker, StringComparison.Ordinal);
     }
 

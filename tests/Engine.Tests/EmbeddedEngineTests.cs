@@ -1,6 +1,10 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Pipelines.Core.Contracts;
+using Pipelines.Core.Execution;
 using Pipelines.Core.Hosting;
 using Pipelines.Core.Runs;
 using Pipelines.Workers.Demo;
@@ -106,7 +110,7 @@ public sealed class EmbeddedEngineTests : IDisposable
         Assert.Equal("breaks", run.FailedStep);
         var breaks = run.Steps.Single(s => s.Name == "breaks");
         Assert.Equal((StepState.Failed, 3), (breaks.State, breaks.Attempts));
-        Assert.Equal(typeof(InvalidOperationException).FullName, breaks.ErrorType);
+        Assert.Equal(("exception", typeof(InvalidOperationException).FullName), (breaks.ErrorKind, breaks.ErrorType));
         Assert.Equal("broken on attempt 3", breaks.ErrorMessage);
         Assert.Contains("at ", breaks.ErrorStack, StringComparison.Ordinal);
         Assert.Equal(StepState.Cancelled, run.Steps.Single(s => s.Name == "after").State);
@@ -130,7 +134,7 @@ public sealed class EmbeddedEngineTests : IDisposable
 
         var step = run.Steps.Single();
         Assert.Equal(RunState.Failed, run.State);
-        Assert.Equal("step 'sleepy' timed out after 200ms", step.ErrorMessage);
+        Assert.Equal(("timeout", "step 'sleepy' timed out after 200ms"), (step.ErrorKind, step.ErrorMessage));
     }
 
     [Fact]
@@ -162,6 +166,54 @@ public sealed class EmbeddedEngineTests : IDisposable
         Assert.Equal("reserve", order[^1]);
         Assert.Equal(["left", "right"], order.Take(2).Order(StringComparer.Ordinal));
         Assert.All(run.Steps.Where(s => s.Name != "charge"), s => Assert.Equal(StepState.Compensated, s.State));
+    }
+
+    [Fact]
+    public async Task Secrets_a_handler_resolved_are_masked_in_its_output_log_and_error()
+    {
+        const string yaml = """
+            pipelines:
+              leaky:
+                steps:
+                  - { name: tell, handler: t.tell }
+                  - { name: blurt, handler: t.blurt, depends_on: [tell] }
+            """;
+        // A quote and a backslash: JSON escapes them, so masking the output's text would miss them.
+        const string secret = "s3cr3t-\"quoted\"\\value";
+        JsonNode? toldOutput = null;
+        await using var engine = await StartAsync(yaml, p =>
+        {
+            p.Services.Replace(ServiceDescriptor.Singleton<ISecretResolver>(new Secrets(new Dictionary<string, string> { ["API_TOKEN"] = secret })));
+            p.AddHandler("t.tell", Record(c =>
+                {
+                    var token = c.Secrets.Resolve("API_TOKEN")!;
+                    c.Log.Write("stdout", $"token is {token}");
+                    return new JsonObject { ["token"] = token, ["note"] = $"uses {token}", [token] = 1, ["list"] = new JsonArray(token, 2) };
+                }))
+                .AddHandler("t.blurt", c =>
+                {
+                    toldOutput = c.Inputs["tell"]?.DeepClone();
+                    throw new InvalidOperationException($"the server rejected {c.Secrets.Resolve("API_TOKEN")}");
+                });
+        });
+
+        var run = await engine.WaitForRunAsync((await engine.StartRunAsync("leaky")).RunId);
+
+        Assert.Equal((RunState.Failed, "blurt"), (run.State, run.FailedStep));
+        const string masked = """{"token":"***","note":"uses ***","***":1,"list":["***",2]}""";
+        Assert.Equal(masked, run.Steps.Single(s => s.Name == "tell").Output);
+        Assert.Equal(masked, toldOutput?.ToJsonString());
+        Assert.Equal("the server rejected ***", run.Steps.Single(s => s.Name == "blurt").ErrorMessage);
+        var logs = await engine.Store.ReadAsync(c => c.Logs.Where(l => l.RunId == run.Id).Select(l => l.Text).ToListAsync());
+        Assert.Contains("token is ***", logs);
+        var attempts = await engine.AttemptsAsync(run.Id);
+        string?[] stored = [run.Error, .. run.Steps.SelectMany(s => new[] { s.Output, s.ErrorMessage, s.ErrorStack }), .. attempts.Select(a => a.ErrorMessage), .. logs];
+        Assert.DoesNotContain(stored, text => text?.Contains("s3cr3t", StringComparison.Ordinal) == true);
+    }
+
+    private sealed class Secrets(IReadOnlyDictionary<string, string> values) : ISecretResolver
+    {
+        public string? Resolve(string name) => values.GetValueOrDefault(name);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Pipelines.Client;
 using Pipelines.Core.Definitions;
+using Pipelines.Core.Execution;
 using Pipelines.Core.Graph;
 using Pipelines.Core.Planning;
 
@@ -9,8 +10,6 @@ namespace Pipelines.Api.Mapping;
 /// <summary>Loaded definitions as the API shows them. A registry password is shown as <c>***</c>, whatever it names.</summary>
 internal static class PipelineMapping
 {
-    public const string Masked = "***";
-
     public static PipelineSummary ToSummary(this CatalogEntry entry) => new(
         entry.Definition.Name,
         entry.Definition.Description,
@@ -83,7 +82,7 @@ internal static class PipelineMapping
         Env = NullIfEmpty(container.Env),
         Volumes = container.Volumes.Count == 0 ? null : [.. container.Volumes.Select(v => v.ToString())],
         Workdir = container.Workdir,
-        Registry = container.Registry is { } registry ? new PipelineRegistry(registry.Username, Masked) : null,
+        Registry = container.Registry is { } registry ? new PipelineRegistry(registry.Username, RevealedSecrets.Masked) : null,
         Resources = ResourcesOf(container),
     };
 

@@ -42,7 +42,7 @@ internal static class RunMapping
                     StartedAt = s.StartedAt,
                     FinishedAt = s.FinishedAt,
                     Output = s.Output is null ? null : ParseJson(s.Output),
-                    Error = ErrorOf(s.ErrorType, s.ErrorMessage),
+                    Error = ErrorOf(s.ErrorKind, s.ErrorType, s.ErrorMessage),
                     Reused = s.Reused,
                     Attempts = [.. attempts[s.Name].Select(ToAttempt)],
                 })],
@@ -51,7 +51,7 @@ internal static class RunMapping
 
     public static StepAttempt ToAttempt(this StepAttemptRecord attempt) => new(
         attempt.Number, attempt.Worker, attempt.State, attempt.StartedAt, attempt.FinishedAt,
-        ErrorOf(attempt.ErrorType, attempt.ErrorMessage),
+        ErrorOf(attempt.ErrorKind, attempt.ErrorType, attempt.ErrorMessage),
         attempt.Details is null ? null : ParseJson(attempt.Details) as JsonObject);
 
     public static LogLine ToLine(this StepLogRecord line) => new(line.Id, line.Timestamp, line.Stream, line.Text);
@@ -64,8 +64,8 @@ internal static class RunMapping
             ? new RunDurations(d.Count, d.Mean.TotalMilliseconds, d.P50.TotalMilliseconds, d.P90.TotalMilliseconds, d.P99.TotalMilliseconds, d.Max.TotalMilliseconds)
             : null);
 
-    private static StepFailure? ErrorOf(string? type, string? message) =>
-        type is null && message is null ? null : new StepFailure(type, message);
+    private static StepFailure? ErrorOf(string? kind, string? type, string? message) =>
+        kind is null && message is null ? null : new StepFailure(kind, type, message);
 
     /// <summary>Stored JSON as a node; text that is not JSON (or nests absurdly deep) comes back as a string.</summary>
     private static JsonNode? ParseJson(string text)

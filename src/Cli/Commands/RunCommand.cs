@@ -155,7 +155,7 @@ internal static class RunCommand
                 var detail = step.State switch
                 {
                     StepState.Succeeded or StepState.Compensated => Shorten(step.Output ?? "(no output)"),
-                    StepState.Failed => $"{step.ErrorType}: {step.ErrorMessage}",
+                    StepState.Failed => $"{step.ErrorKind}: {step.ErrorMessage}",
                     _ => "",
                 };
                 output.WriteLine($"  {step.Name,-24} {step.State.ToString().ToLowerInvariant(),-11} {detail}");

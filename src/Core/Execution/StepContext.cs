@@ -23,8 +23,11 @@ public sealed class StepContext
     public required StepDefinition Definition { get; init; }
     /// <summary>Where the step's log lines go (kept per attempt in the run store).</summary>
     public required IStepLog Log { get; init; }
-    /// <summary>Resolves <c>${secret:NAME}</c> references on the worker, at execution.</summary>
-    public required ISecretResolver Secrets { get; init; }
+    /// <summary>
+    /// Resolves <c>${secret:NAME}</c> references on the worker, at execution. What it resolves is
+    /// masked in the step's output, error and log lines.
+    /// </summary>
+    public required RevealedSecrets Secrets { get; init; }
 
     /// <summary>Facts about this attempt worth keeping (e.g. the image digest a container step ran).</summary>
     public IDictionary<string, string> Details { get; } = new Dictionary<string, string>(StringComparer.Ordinal);

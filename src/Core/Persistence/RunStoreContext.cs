@@ -52,6 +52,7 @@ public abstract class RunStoreContext(DbContextOptions options) : DbContext(opti
             step.HasKey(s => new { s.RunId, s.Name });
             step.Property(s => s.Name).HasMaxLength(128);
             step.Property(s => s.LeaseOwner).HasMaxLength(128);
+            step.Property(s => s.ErrorKind).HasMaxLength(64);
             step.Property(s => s.ErrorType).HasMaxLength(512);
             // Lease reaper: detached steps whose worker stopped renewing.
             step.HasIndex(s => new { s.State, s.LeaseExpiresAt });
@@ -70,6 +71,7 @@ public abstract class RunStoreContext(DbContextOptions options) : DbContext(opti
             attempt.HasKey(a => a.Id);
             attempt.Property(a => a.Step).HasMaxLength(128);
             attempt.Property(a => a.Worker).HasMaxLength(128);
+            attempt.Property(a => a.ErrorKind).HasMaxLength(64);
             attempt.Property(a => a.ErrorType).HasMaxLength(512);
             attempt.HasIndex(a => new { a.RunId, a.Step, a.Number }).IsUnique();
             attempt.HasOne<RunRecord>().WithMany().HasForeignKey(a => a.RunId);

@@ -53,6 +53,9 @@ public sealed class StepRecord
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }
     public string? Output { get; set; }
+    /// <summary>What went wrong, in a word: see <see cref="StepError"/>.</summary>
+    public string? ErrorKind { get; set; }
+    /// <summary>The .NET type of the exception a handler threw, if one did.</summary>
     public string? ErrorType { get; set; }
     public string? ErrorMessage { get; set; }
     public string? ErrorStack { get; set; }
@@ -83,6 +86,9 @@ public sealed class StepAttemptRecord
     public DateTimeOffset StartedAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }
     public StepState State { get; set; }
+    /// <summary>What went wrong, in a word: see <see cref="StepError"/>.</summary>
+    public string? ErrorKind { get; set; }
+    /// <summary>The .NET type of the exception a handler threw, if one did.</summary>
     public string? ErrorType { get; set; }
     public string? ErrorMessage { get; set; }
     /// <summary>Executor facts as JSON, e.g. the image digest and container runtime of a container step.</summary>

@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Pipelines.Core.Execution;
 using Pipelines.Core.Persistence;
 
 namespace Pipelines.Core.Runs;
@@ -19,14 +20,29 @@ public abstract record StepClaim
     public sealed record Inactive(string Reason) : StepClaim;
 }
 
-/// <summary>An error as stored with a step attempt.</summary>
-public sealed record StepError(string Type, string Message, string? StackTrace)
+/// <summary>
+/// An error as stored with a step attempt. <paramref name="Kind"/> says what went wrong in a word
+/// (<c>timeout</c>, <c>exit-code</c>, <c>oom</c>, <c>policy</c>, <c>worker-lost</c>, <c>handed-back</c>,
+/// <c>exception</c>, ...); <paramref name="Type"/> is the .NET type of an exception a handler threw.
+/// </summary>
+public sealed record StepError(string Kind, string? Type, string Message, string? StackTrace)
 {
+    /// <summary>An error the framework itself describes (no exception behind it).</summary>
+    public StepError(string kind, string message) : this(kind, null, message, null)
+    {
+    }
+
     public static StepError From(Exception exception)
     {
         ArgumentNullException.ThrowIfNull(exception);
-        return new(exception.GetType().FullName ?? exception.GetType().Name, exception.Message, exception.StackTrace);
+        return exception is StepFailedException failed
+            ? new(failed.Kind, null, failed.Message, failed.StackTrace)
+            : new("exception", exception.GetType().FullName ?? exception.GetType().Name, exception.Message, exception.StackTrace);
     }
+
+    /// <summary>This error with the secrets its step resolved masked, as it may be stored and shown.</summary>
+    public StepError MaskedWith(RevealedSecrets secrets) =>
+        this with { Message = secrets.Mask(Message), StackTrace = StackTrace is null ? null : secrets.Mask(StackTrace) };
 }
 
 /// <summary>
@@ -116,7 +132,7 @@ public sealed class StepLeases(RunStore store, GroupCommitWriter writer, string 
                 .ExecuteUpdateAsync(a => a
                     .SetProperty(x => x.State, StepState.Failed)
                     .SetProperty(x => x.FinishedAt, now)
-                    .SetProperty(x => x.ErrorType, "worker-lost")
+                    .SetProperty(x => x.ErrorKind, "worker-lost")
                     .SetProperty(x => x.ErrorMessage, $"worker '{current.LeaseOwner}' stopped renewing its lease; the step was taken over"), cancellationToken);
         }
         context.Attempts.Add(NewAttempt(runId, step, attempt, now));
@@ -135,6 +151,7 @@ public sealed class StepLeases(RunStore store, GroupCommitWriter writer, string 
                 .Where(s => context.Runs.Any(r => r.Id == runId && (r.State == RunState.Running || r.State == RunState.Pending)))
                 .ExecuteUpdateAsync(s => s
                     .SetProperty(x => x.Attempts, next)
+                    .SetProperty(x => x.ErrorKind, error.Kind)
                     .SetProperty(x => x.ErrorType, error.Type)
                     .SetProperty(x => x.ErrorMessage, error.Message)
                     .SetProperty(x => x.LeaseExpiresAt, now + leaseDuration), cancellationToken);
@@ -185,7 +202,7 @@ public sealed class StepLeases(RunStore store, GroupCommitWriter writer, string 
         {
             var now = store.Now;
             await CloseAttemptAsync(context, runId, step, attempt, StepState.Cancelled,
-                new StepError("handed-back", $"worker '{workerId}' stopped before the step finished; the step was handed back", null), null, now, cancellationToken);
+                new StepError("handed-back", $"worker '{workerId}' stopped before the step finished; the step was handed back"), null, now, cancellationToken);
             await context.Steps
                 .Where(s => s.RunId == runId && s.Name == step && s.State == StepState.Running && s.LeaseOwner == workerId && s.Attempts == attempt)
                 .ExecuteUpdateAsync(s => s.SetProperty(x => x.Detached, true).SetProperty(x => x.LeaseExpiresAt, now.AddSeconds(-1)), cancellationToken);
@@ -216,6 +233,7 @@ public sealed class StepLeases(RunStore store, GroupCommitWriter writer, string 
             {
                 await context.Steps.Where(s => s.RunId == runId && s.Name == step)
                     .ExecuteUpdateAsync(s => s
+                        .SetProperty(x => x.ErrorKind, error.Kind)
                         .SetProperty(x => x.ErrorType, error.Type)
                         .SetProperty(x => x.ErrorMessage, $"compensation failed: {error.Message}")
                         .SetProperty(x => x.ErrorStack, error.StackTrace), cancellationToken);
@@ -242,6 +260,7 @@ public sealed class StepLeases(RunStore store, GroupCommitWriter writer, string 
                 .SetProperty(x => x.State, outcome)
                 .SetProperty(x => x.Output, output)
                 .SetProperty(x => x.FinishedAt, now)
+                .SetProperty(x => x.ErrorKind, error == null ? null : error.Kind)
                 .SetProperty(x => x.ErrorType, error == null ? null : error.Type)
                 .SetProperty(x => x.ErrorMessage, error == null ? null : error.Message)
                 .SetProperty(x => x.ErrorStack, error == null ? null : error.StackTrace)
@@ -259,6 +278,7 @@ public sealed class StepLeases(RunStore store, GroupCommitWriter writer, string 
             .ExecuteUpdateAsync(a => a
                 .SetProperty(x => x.State, outcome)
                 .SetProperty(x => x.FinishedAt, now)
+                .SetProperty(x => x.ErrorKind, error == null ? null : error.Kind)
                 .SetProperty(x => x.ErrorType, error == null ? null : error.Type)
                 .SetProperty(x => x.ErrorMessage, error == null ? null : error.Message)
                 .SetProperty(x => x.Details, detailsJson), cancellationToken);

@@ -32,6 +32,7 @@ public sealed partial class CompensateStepActivity(
             return context.Completed();
         }
         var input = await store.ReadAsync(c => c.Runs.Where(r => r.Id == runId).Select(r => r.Input).SingleAsync(context.CancellationToken));
+        var revealed = new RevealedSecrets(secrets);
         var stepContext = new StepContext
         {
             RunId = runId,
@@ -43,8 +44,8 @@ public sealed partial class CompensateStepActivity(
             Logger = loggerFactory.CreateLogger($"Pipelines.Steps.{pipelineName}.{stepName}"),
             CancellationToken = context.CancellationToken,
             Definition = definition,
-            Log = logs.For(runId, stepName, record.Attempts, int.MaxValue),
-            Secrets = secrets,
+            Log = logs.For(runId, stepName, record.Attempts, int.MaxValue, revealed),
+            Secrets = revealed,
         };
         StepError? error = null;
         var compensated = false;
@@ -58,8 +59,8 @@ public sealed partial class CompensateStepActivity(
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
-            error = StepError.From(exception);
-            LogCompensationFailed(exception, runId, stepName);
+            error = StepError.From(exception).MaskedWith(revealed);
+            LogCompensationFailed(runId, stepName, error.Message);
         }
         if (compensated || error is not null)
         {
@@ -70,6 +71,7 @@ public sealed partial class CompensateStepActivity(
         return context.Completed();
     }
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Run {RunId}: compensation of step '{Step}' failed")]
-    private partial void LogCompensationFailed(Exception exception, Guid runId, string step);
+    // The masked message only: the exception's own may hold a secret the step resolved.
+    [LoggerMessage(Level = LogLevel.Error, Message = "Run {RunId}: compensation of step '{Step}' failed: {Error}")]
+    private partial void LogCompensationFailed(Guid runId, string step, string error);
 }

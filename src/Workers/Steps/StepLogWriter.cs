@@ -15,7 +15,9 @@ public sealed class StepLogWriter(RunStore store) : BackgroundService
 {
     private readonly Channel<StepLogRecord> _lines = Channel.CreateUnbounded<StepLogRecord>(new UnboundedChannelOptions { SingleReader = true });
 
-    public IStepLog For(Guid runId, string step, int attempt, int maxLines) => new AttemptLog(this, runId, step, attempt, maxLines, store.Clock);
+    /// <summary>The log of one attempt: at most <paramref name="maxLines"/> lines, each with <paramref name="secrets"/> masked.</summary>
+    public IStepLog For(Guid runId, string step, int attempt, int maxLines, RevealedSecrets secrets) =>
+        new AttemptLog(this, runId, step, attempt, maxLines, secrets, store.Clock);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -81,7 +83,7 @@ public sealed class StepLogWriter(RunStore store) : BackgroundService
         base.Dispose();
     }
 
-    private sealed class AttemptLog(StepLogWriter writer, Guid runId, string step, int attempt, int maxLines, TimeProvider clock) : IStepLog
+    private sealed class AttemptLog(StepLogWriter writer, Guid runId, string step, int attempt, int maxLines, RevealedSecrets secrets, TimeProvider clock) : IStepLog
     {
         private int _written;
 
@@ -92,7 +94,7 @@ public sealed class StepLogWriter(RunStore store) : BackgroundService
             {
                 return;
             }
-            var text = count == maxLines + 1 ? $"[log truncated: only the first {maxLines} lines of an attempt are kept]" : line;
+            var text = count == maxLines + 1 ? $"[log truncated: only the first {maxLines} lines of an attempt are kept]" : secrets.Mask(line);
             writer._lines.Writer.TryWrite(new StepLogRecord
             {
                 RunId = runId,

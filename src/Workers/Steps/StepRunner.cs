@@ -177,6 +177,7 @@ public sealed partial class StepRunner(
             {
                 attemptCancellation.CancelAfter(limit);
             }
+            var revealed = new RevealedSecrets(secrets);
             var context = new StepContext
             {
                 RunId = running.RunId,
@@ -188,8 +189,8 @@ public sealed partial class StepRunner(
                 Logger = loggerFactory.CreateLogger($"Pipelines.Steps.{pipeline.Name}.{definition.Name}"),
                 CancellationToken = attemptCancellation.Token,
                 Definition = definition,
-                Log = logs.For(running.RunId, definition.Name, attempt, _options.MaxLogLinesPerAttempt),
-                Secrets = secrets,
+                Log = logs.For(running.RunId, definition.Name, attempt, _options.MaxLogLinesPerAttempt, revealed),
+                Secrets = revealed,
             };
             Exception error;
             using var span = PipelinesTelemetry.Source.StartActivity($"step {definition.Name}");
@@ -208,7 +209,7 @@ public sealed partial class StepRunner(
                 {
                     throw new StepFailedException($"no worker here can run step '{definition.Name}' ({Describe(definition)})", "unsupported") { Retryable = false };
                 }
-                var output = await executor.ExecuteAsync(context);
+                var output = revealed.Mask(await executor.ExecuteAsync(context));
                 await logs.FlushAsync();
                 var json = output?.ToJsonString();
                 var (recorded, detached) = await leases.FinishAsync(running.RunId, definition.Name, attempt, StepState.Succeeded, json, null, context.Details.AsReadOnly(), CancellationToken.None);
@@ -235,13 +236,15 @@ public sealed partial class StepRunner(
             }
 
             Record(error is StepFailedException { Kind: "timeout" } ? "timeout" : "failed");
-            span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, error.Message);
-            context.Log.Write("system", $"attempt {attempt} failed: {error.Message}");
+            var stored = StepError.From(error).MaskedWith(revealed);
+            span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, stored.Message);
+            context.Log.Write("system", $"attempt {attempt} failed: {stored.Message}");
             if (error is StepFailedException { Retryable: false } || attempt >= retry.Attempts)
             {
                 await logs.FlushAsync();
-                await leases.FinishAsync(running.RunId, definition.Name, attempt, StepState.Failed, null, StepError.From(error), context.Details.AsReadOnly(), CancellationToken.None);
-                return new Outcome(Ending.Failed, Error: error);
+                await leases.FinishAsync(running.RunId, definition.Name, attempt, StepState.Failed, null, stored, context.Details.AsReadOnly(), CancellationToken.None);
+                // The fault travels in the routing slip: it carries the masked message, not the exception.
+                return new Outcome(Ending.Failed, Error: stored.Message == error.Message ? error : new StepFailedException(stored.Message, stored.Kind));
             }
             var delay = WithJitter(retry.DelayBefore(attempt + 1));
             context.Log.Write("system", $"retrying in {new Duration(delay)} (attempt {attempt + 1} of {retry.Attempts})");
@@ -254,7 +257,7 @@ public sealed partial class StepRunner(
             {
                 return await EndCancelledAsync(running, context, exception);
             }
-            if (!await leases.RetryAsync(running.RunId, definition.Name, attempt, StepError.From(error), CancellationToken.None))
+            if (!await leases.RetryAsync(running.RunId, definition.Name, attempt, stored, CancellationToken.None))
             {
                 return new Outcome(Ending.Cancelled, Error: error);
             }
@@ -270,7 +273,7 @@ public sealed partial class StepRunner(
             return new Outcome(Ending.HandedBack);
         }
         await leases.FinishAsync(running.RunId, running.Step, context.Attempt, StepState.Cancelled, null,
-            new StepError("cancelled", "the run was cancelled", null), context.Details.AsReadOnly(), CancellationToken.None);
+            new StepError("cancelled", "the run was cancelled"), context.Details.AsReadOnly(), CancellationToken.None);
         return new Outcome(Ending.Cancelled, Error: exception);
     }
 

@@ -89,7 +89,7 @@ internal sealed record Reconciliation
         var steps = await store.ReadAsync(c => c.Steps.Where(s => ids.Contains(s.RunId))
             .Select(s => new { s.RunId, s.Name, s.State, s.Attempts, s.Reused }).ToListAsync());
         var attempts = await store.ReadAsync(c => c.Attempts.Where(a => ids.Contains(a.RunId))
-            .Select(a => new { a.RunId, a.Step, a.Number, a.State, a.ErrorType }).ToListAsync());
+            .Select(a => new { a.RunId, a.Step, a.Number, a.State, a.ErrorKind }).ToListAsync());
 
         var examples = new List<string>();
         var acceptedSet = accepted.ToHashSet();
@@ -111,7 +111,7 @@ internal sealed record Reconciliation
         examples.AddRange(lost.Take(5).Select(r => $"run {r.Id} still {r.State}: " + string.Join(", ", steps.Where(s => s.RunId == r.Id).Select(s => $"{s.Name}={s.State}/{s.Attempts}"))));
         examples.AddRange(runs.Where(r => r.State.IsTerminal() && r.State != RunState.Succeeded).Take(3)
             .Select(r => $"run {r.Id} {r.State} at step {r.FailedStep ?? "-"}: {r.Error}"));
-        var troubled = attempts.Where(a => a.Number > 1 || a.ErrorType is "worker-lost" or "handed-back").Select(a => a.RunId).ToHashSet();
+        var troubled = attempts.Where(a => a.Number > 1 || a.ErrorKind is "worker-lost" or "handed-back").Select(a => a.RunId).ToHashSet();
 
         return new Reconciliation
         {
@@ -124,7 +124,7 @@ internal sealed record Reconciliation
             DuplicateEffects = repeated.Sum(g => g.Count() - 1) + unstored.Count + doubleSuccess.Sum(g => g.Count() - 1),
             MissingEffects = missing.Count,
             Recovered = runs.Count(r => r.State == RunState.Succeeded && troubled.Contains(r.Id)),
-            AttemptErrors = attempts.Where(a => a.ErrorType is not null).GroupBy(a => a.ErrorType!).ToDictionary(g => g.Key, g => g.Count()),
+            AttemptErrors = attempts.Where(a => a.ErrorKind is not null).GroupBy(a => a.ErrorKind!).ToDictionary(g => g.Key, g => g.Count()),
             Latencies = [.. runs.Where(r => r.FinishedAt is not null).Select(r => r.FinishedAt!.Value - r.CreatedAt)],
             Examples = examples,
         };

@@ -112,19 +112,18 @@ internal sealed class PolicyCorpus : IRow
         }
         var drained = await Reconciliation.DrainAsync(deployment.Store, () => Reconciliation.AcceptedAsync(deployment.Store, calls), TimeSpan.FromMinutes(2));
         var until = DateTimeOffset.UtcNow;
-        var attempts = await deployment.Store.ReadAsync(c => c.Attempts.Join(c.Runs, a => a.RunId, r => r.Id, (a, r) => new { r.Pipeline, a.Number, a.ErrorType, a.ErrorMessage }).ToListAsync(cancellationToken));
+        var attempts = await deployment.Store.ReadAsync(c => c.Attempts.Join(c.Runs, a => a.RunId, r => r.Id, (a, r) => new { r.Pipeline, a.Number, a.ErrorKind, a.ErrorMessage }).ToListAsync(cancellationToken));
         var refusedByPolicy = 0;
         foreach (var (name, _) in forbidden)
         {
             var mine = attempts.Where(a => a.Pipeline == $"policy-{name}").ToList();
-            // The kind ('policy') is not stored; the attempt's error says it.
-            if (mine is [{ ErrorMessage: { } message }] && message.Contains("refused by this worker's sandbox policy; nothing was started", StringComparison.Ordinal))
+            if (mine is [{ ErrorKind: "policy", ErrorMessage: { } message }] && message.Contains("refused by this worker's sandbox policy; nothing was started", StringComparison.Ordinal))
             {
                 refusedByPolicy++;
             }
             else
             {
-                notes.Add($"policy-{name}: expected one attempt refused by the sandbox policy, got {string.Join("; ", mine.Select(a => $"attempt {a.Number} {a.ErrorType}: {a.ErrorMessage}"))}");
+                notes.Add($"policy-{name}: expected one attempt refused by the sandbox policy, got {string.Join("; ", mine.Select(a => $"attempt {a.Number} {a.ErrorKind}: {a.ErrorMessage}"))}");
             }
         }
         var control = attempts.Where(a => a.Pipeline == "policy-control").Select(a => a.ErrorMessage ?? "").ToList();

@@ -70,7 +70,7 @@ internal sealed class SigtermBusyWorker : IRow
         var attempts = await deployment.Store.ReadAsync(c => c.Attempts.Where(a => ids.Contains(a.RunId)).ToListAsync());
         var victims = attempts.Where(a => a.Worker.StartsWith(prefix, StringComparison.Ordinal) && a.StartedAt < signalled).ToList();
         var finished = victims.Count(a => a.State == StepState.Succeeded);
-        var handedBack = victims.Where(a => a.ErrorType == "handed-back").ToList();
+        var handedBack = victims.Where(a => a.ErrorKind == "handed-back").ToList();
         var late = victims.Count(a => a.FinishedAt is not { } end || end - signalled > Grace + TimeSpan.FromSeconds(2));
         var redispatch = handedBack
             .Select(a => attempts.SingleOrDefault(n => n.RunId == a.RunId && n.Step == a.Step && n.Number == a.Number + 1)?.StartedAt - a.FinishedAt)

@@ -88,7 +88,7 @@ internal sealed class WorkerKillLoop : IRow
     /// <summary>For each attempt a killed worker lost: the time from the kill to the end of the attempt that replaced it.</summary>
     internal static async Task<List<TimeSpan>> TakeoversAsync(Deployment deployment, IReadOnlyList<(DateTimeOffset At, EngineProcess Victim)> kills)
     {
-        var lost = await deployment.Store.ReadAsync(c => c.Attempts.Where(a => a.ErrorType == "worker-lost").ToListAsync());
+        var lost = await deployment.Store.ReadAsync(c => c.Attempts.Where(a => a.ErrorKind == "worker-lost").ToListAsync());
         var took = new List<TimeSpan>();
         foreach (var attempt in lost)
         {

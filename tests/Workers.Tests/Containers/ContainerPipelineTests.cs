@@ -154,7 +154,7 @@ public sealed class ContainerPipelineTests : ContainerTests, IDisposable
 
         Assert.Equal(RunState.Failed, run.State);
         var sleeper = Step(run, "sleeper");
-        Assert.Equal((StepState.Failed, 1), (sleeper.State, sleeper.Attempts));
+        Assert.Equal((StepState.Failed, 1, "timeout"), (sleeper.State, sleeper.Attempts, sleeper.ErrorKind));
         Assert.StartsWith("step 'sleeper' timed out after 2s", sleeper.ErrorMessage, StringComparison.Ordinal);
         Assert.Contains(await LogAsync(engine, run.Id, "sleeper"), l => l is { Stream: "stdout", Text: "ready" });
         Assert.Equal(StepState.Cancelled, Step(run, "summarise").State);
@@ -204,6 +204,7 @@ public sealed class ContainerPipelineTests : ContainerTests, IDisposable
 
         Assert.Equal(RunState.Failed, run.State);
         var step = Step(run, "LOADER");
+        Assert.Equal("image", step.ErrorKind);
         Assert.Contains("image '127.0.0.1:9/team/loader:1.0' could not be pulled", step.ErrorMessage, StringComparison.Ordinal);
         var attempts = await engine.AttemptsAsync(run.Id);
         var log = await LogAsync(engine, run.Id, "LOADER");

@@ -51,7 +51,7 @@ internal static class TestSteps
         CancellationToken = cancellationToken,
         Definition = step,
         Log = log ?? new RecordingStepLog(),
-        Secrets = new DictionarySecrets(secrets ?? new Dictionary<string, string>()),
+        Secrets = new RevealedSecrets(new DictionarySecrets(secrets ?? new Dictionary<string, string>())),
     };
 }
 

@@ -138,6 +138,10 @@ namespace Pipelines.Core.Persistence.Migrations.Postgres
                     b.Property<string>("Details")
                         .HasColumnType("text");
 
+                    b.Property<string>("ErrorKind")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
                     b.Property<string>("ErrorMessage")
                         .HasColumnType("text");
 
@@ -235,6 +239,10 @@ namespace Pipelines.Core.Persistence.Migrations.Postgres
 
                     b.Property<bool>("Detached")
                         .HasColumnType("boolean");
+
+                    b.Property<string>("ErrorKind")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
 
                     b.Property<string>("ErrorMessage")
                         .HasColumnType("text");

@@ -131,6 +131,10 @@ namespace Pipelines.Core.Persistence.Migrations.Sqlite
                     b.Property<string>("Details")
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("ErrorKind")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("ErrorMessage")
                         .HasColumnType("TEXT");
 
@@ -226,6 +230,10 @@ namespace Pipelines.Core.Persistence.Migrations.Sqlite
 
                     b.Property<bool>("Detached")
                         .HasColumnType("INTEGER");
+
+                    b.Property<string>("ErrorKind")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
 
                     b.Property<string>("ErrorMessage")
                         .HasColumnType("TEXT");
