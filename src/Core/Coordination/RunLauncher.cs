@@ -82,7 +82,11 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
     /// succeeded (and were not compensated) keep their outputs and do not run again. The new run
     /// links to the original. <paramref name="payload"/> overrides the original input when given.
     /// </summary>
-    public async Task<LaunchedRun> RetryAsync(Guid runId, JsonObject? payload, CancellationToken cancellationToken)
+    /// <remarks>
+    /// With an <paramref name="idempotencyKey"/> seen before, nothing new starts: the result is the
+    /// run that key started, with <see cref="LaunchedRun.Created"/> false.
+    /// </remarks>
+    public async Task<LaunchedRun> RetryAsync(Guid runId, JsonObject? payload, string? idempotencyKey, CancellationToken cancellationToken)
     {
         var original = await store.ReadAsync(c => c.Runs.Include(r => r.Steps).SingleOrDefaultAsync(r => r.Id == runId, cancellationToken))
             ?? throw new RunNotFoundException(runId);
@@ -95,7 +99,7 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
         var reused = original.Steps
             .Where(s => s.State == StepState.Succeeded && pipeline.Definition.FindStep(s.Name) is not null)
             .ToDictionary(s => s.Name, s => s.Output, StringComparer.Ordinal);
-        var retryId = NewId.NextGuid();
+        var retryId = NewRunId(idempotencyKey);
         using var trace = PipelinesTelemetry.StartRunActivity($"run {original.Pipeline}", retryId, original.Pipeline);
         trace?.SetTag("pipelines.retry_of", original.Id.ToString());
         var run = new RunRecord
@@ -107,12 +111,16 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
             Input = input,
             State = RunState.Pending,
             CreatedAt = store.Now,
+            IdempotencyKey = idempotencyKey,
             Trigger = RunTriggers.Retry,
             RetryOf = original.Id,
             Schedule = original.Schedule,
         };
         var launched = await CreateAsync(pipeline, run, reused, cancellationToken);
-        await SendStartAsync(sendEndpoints, run.Id, cancellationToken);
+        if (launched.Created)
+        {
+            await SendStartAsync(sendEndpoints, run.Id, cancellationToken);
+        }
         return launched;
     }
 
