@@ -107,6 +107,7 @@ public static class PipelinesApi
         api.MapPipelineEndpoints();
         api.MapRunEndpoints();
         api.MapScheduleEndpoints();
+        ContentTypeAfterAuthorization.Apply(api);
         app.MapOpenApi().AllowAnonymous();
         app.MapScalarApiReference(o => o.WithTitle("Pipelines API")).AllowAnonymous();
         app.MapGet("/", () => TypedResults.Redirect("/scalar")).ExcludeFromDescription().AllowAnonymous();
