@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -21,8 +19,9 @@ public sealed class PipelinesBusClient(IPublishEndpoint bus, PipelineCatalog? ca
 {
     /// <summary>
     /// Publishes a start and returns the run's id. With an <paramref name="idempotencyKey"/>, the id
-    /// is derived from the key (<see cref="RunIdFor"/>), so publishing the same start again — a retry
-    /// after a broker hiccup — names the same run and starts nothing new.
+    /// is derived from the key (<see cref="RunLauncher.RunIdFor"/>), as when the API starts a run with
+    /// that key, so publishing the same start again — a retry after a broker hiccup — or starting it
+    /// over HTTP too names the same run and starts nothing new.
     /// </summary>
     /// <exception cref="UnknownPipelineException">The catalog has no such pipeline.</exception>
     /// <exception cref="InvalidRunInputException">The payload does not fit the pipeline's parameters.</exception>
@@ -34,7 +33,7 @@ public sealed class PipelinesBusClient(IPublishEndpoint bus, PipelineCatalog? ca
         {
             RunLauncher.InputOf(catalog.Get(pipeline).Definition, json);
         }
-        var runId = idempotencyKey is null ? NewId.NextGuid() : RunIdFor(idempotencyKey);
+        var runId = idempotencyKey is null ? NewId.NextGuid() : RunLauncher.RunIdFor(idempotencyKey);
         await bus.Publish(new StartRun
         {
             RunId = runId,
@@ -49,18 +48,6 @@ public sealed class PipelinesBusClient(IPublishEndpoint bus, PipelineCatalog? ca
     /// <summary>Asks the coordinator to cancel the run.</summary>
     public Task CancelRunAsync(Guid runId, CancellationToken cancellationToken = default) =>
         bus.Publish(new CancelRun(runId), cancellationToken);
-
-    /// <summary>The run id a bus start with <paramref name="idempotencyKey"/> gets: a name-based UUID (version 8) of the key.</summary>
-    public static Guid RunIdFor(string idempotencyKey)
-    {
-        ArgumentNullException.ThrowIfNull(idempotencyKey);
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes("pipelines-run:" + idempotencyKey), hash);
-        var bytes = hash[..16];
-        bytes[6] = (byte)((bytes[6] & 0x0F) | 0x80);
-        bytes[8] = (byte)((bytes[8] & 0x3F) | 0x80);
-        return new Guid(bytes, bigEndian: true);
-    }
 }
 
 public static class PipelinesBusClientExtensions

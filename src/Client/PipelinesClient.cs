@@ -42,18 +42,8 @@ public sealed class PipelinesClient(HttpClient http)
     /// run, with <see cref="RunStarted.Created"/> false — so a start can be repeated safely after a
     /// timeout or a 503.
     /// </summary>
-    public async Task<RunStarted> StartRunAsync(string pipeline, object? payload = null, string? idempotencyKey = null, CancellationToken cancellationToken = default)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"{Root}/runs")
-        {
-            Content = JsonContent.Create(new StartRunRequest { Pipeline = pipeline, Payload = Payloads.ToObject(payload) }, options: Json),
-        };
-        if (idempotencyKey is not null)
-        {
-            request.Headers.Add("Idempotency-Key", idempotencyKey);
-        }
-        return await SendAsync<RunStarted>(request, cancellationToken);
-    }
+    public Task<RunStarted> StartRunAsync(string pipeline, object? payload = null, string? idempotencyKey = null, CancellationToken cancellationToken = default) =>
+        PostAsync<RunStarted>($"{Root}/runs", new StartRunRequest { Pipeline = pipeline, Payload = Payloads.ToObject(payload) }, idempotencyKey, cancellationToken);
 
     public Task<Run> GetRunAsync(Guid runId, CancellationToken cancellationToken = default) =>
         GetAsync<Run>($"{Root}/runs/{runId}", cancellationToken);
@@ -100,9 +90,11 @@ public sealed class PipelinesClient(HttpClient http)
     /// <summary>
     /// Starts a new run that retries a failed or cancelled one from its failed step: steps that
     /// succeeded keep their outputs. <paramref name="payload"/> replaces the original payload when given.
+    /// With an <paramref name="idempotencyKey"/> seen before, no second retry starts: the result is
+    /// the run that key started, with <see cref="RunStarted.Created"/> false.
     /// </summary>
-    public Task<RunStarted> RetryRunAsync(Guid runId, object? payload = null, CancellationToken cancellationToken = default) =>
-        PostAsync<RunStarted>($"{Root}/runs/{runId}/retry", new RetryRunRequest { Payload = Payloads.ToObject(payload) }, cancellationToken);
+    public Task<RunStarted> RetryRunAsync(Guid runId, object? payload = null, string? idempotencyKey = null, CancellationToken cancellationToken = default) =>
+        PostAsync<RunStarted>($"{Root}/runs/{runId}/retry", new RetryRunRequest { Payload = Payloads.ToObject(payload) }, idempotencyKey, cancellationToken);
 
     /// <summary>The log of a step attempt so far, as text, one line per log line.</summary>
     public async Task<string> GetLogAsync(Guid runId, string step, int attempt, CancellationToken cancellationToken = default)
@@ -238,12 +230,19 @@ public sealed class PipelinesClient(HttpClient http)
         return await SendAsync<T>(request, cancellationToken);
     }
 
-    private async Task<T> PostAsync<T>(string path, object? body, CancellationToken cancellationToken)
+    private Task<T> PostAsync<T>(string path, object? body, CancellationToken cancellationToken) =>
+        PostAsync<T>(path, body, idempotencyKey: null, cancellationToken);
+
+    private async Task<T> PostAsync<T>(string path, object? body, string? idempotencyKey, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, path)
         {
             Content = body is null ? null : JsonContent.Create(body, body.GetType(), options: Json),
         };
+        if (idempotencyKey is not null)
+        {
+            request.Headers.Add("Idempotency-Key", idempotencyKey);
+        }
         return await SendAsync<T>(request, cancellationToken);
     }
 

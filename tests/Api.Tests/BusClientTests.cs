@@ -23,7 +23,7 @@ public sealed class BusClientTests(ApiFactory factory) : IClassFixture<ApiFactor
         var second = await Bus().StartRunAsync("echo", new { name = "from the bus" }, key);
 
         Assert.Equal(first, second);
-        Assert.Equal(PipelinesBusClient.RunIdFor(key), first);
+        Assert.Equal(RunLauncher.RunIdFor(key), first);
         var run = await Eventually.WaitAsync(async () =>
         {
             try
@@ -40,6 +40,48 @@ public sealed class BusClientTests(ApiFactory factory) : IClassFixture<ApiFactor
         Assert.Equal("from the bus", run.Step("say")!.Output!["name"]!.GetValue<string>());
         var sameKey = await client.ListRunsAsync(new RunQuery { Pipeline = "echo", From = run.CreatedAt.AddSeconds(-1) });
         Assert.Single(sameKey.Items, r => r.IdempotencyKey == key);
+    }
+
+    [Fact]
+    public async Task A_key_names_the_same_run_whether_it_is_started_over_http_or_on_the_bus_in_either_order_or_at_once()
+    {
+        var client = factory.Client();
+        var since = DateTimeOffset.UtcNow.AddSeconds(-1);
+        var httpFirst = $"http-first-{Guid.NewGuid()}";
+        var busFirst = $"bus-first-{Guid.NewGuid()}";
+        var together = $"together-{Guid.NewGuid()}";
+
+        var overHttp = await client.StartRunAsync("echo", new { name = "http" }, httpFirst);
+        var thenOnBus = await Bus().StartRunAsync("echo", new { name = "http" }, httpFirst);
+        var onBus = await Bus().StartRunAsync("echo", new { name = "bus" }, busFirst);
+        await Eventually.WaitAsync(() => TryGetAsync(client, onBus), r => r is not null, "the published run is stored");
+        var thenOverHttp = await client.StartRunAsync("echo", new { name = "bus" }, busFirst);
+        async Task<Guid> StartOverHttpAsync() => (await client.StartRunAsync("echo", new { name = "race" }, together)).Id;
+        var racing = await Task.WhenAll(StartOverHttpAsync(), Bus().StartRunAsync("echo", new { name = "race" }, together));
+
+        Assert.Equal(overHttp.Id, thenOnBus);
+        Assert.Equal(onBus, thenOverHttp.Id);
+        Assert.False(thenOverHttp.Created);
+        Assert.Equal(racing[0], racing[1]);
+        foreach (var key in new[] { httpFirst, busFirst, together })
+        {
+            var run = await Eventually.WaitAsync(() => TryGetAsync(client, RunLauncher.RunIdFor(key)), r => r?.State.IsTerminal() == true, $"the run of key {key} finishes");
+            Assert.Equal(RunState.Succeeded, run!.State);
+        }
+        var runs = await client.ListRunsAsync(new RunQuery { Pipeline = "echo", From = since, Limit = 200 });
+        Assert.Equal(3, runs.Items.Count(r => r.IdempotencyKey is { } key && (key == httpFirst || key == busFirst || key == together)));
+    }
+
+    private static async Task<Run?> TryGetAsync(PipelinesClient client, Guid runId)
+    {
+        try
+        {
+            return await client.GetRunAsync(runId);
+        }
+        catch (PipelinesApiException e) when (e.Status == System.Net.HttpStatusCode.NotFound)
+        {
+            return null;
+        }
     }
 
     [Fact]

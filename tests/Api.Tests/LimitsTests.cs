@@ -62,6 +62,21 @@ public sealed class LimitsTests(ApiFactory factory) : IClassFixture<ApiFactory>
         Assert.Contains("200", problem.Detail, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("/api/v1/runs?pipeline=%00", "pipeline")]
+    [InlineData("/api/v1/runs?schedule=echo%2F%00nightly", "schedule")]
+    [InlineData("/api/v1/runs?state=failed&cursor=%00", "cursor")]
+    [InlineData("/api/v1/runs/statistics?pipeline=echo%00", "pipeline")]
+    [InlineData("/api/v1/schedules?pipeline=%00", "pipeline")]
+    [InlineData("/api/v1/pipelines/validate?var=A%3D%00", "var")]
+    public async Task A_nul_character_in_a_query_parameter_answers_400_naming_the_parameter(string path, string parameter)
+    {
+        var response = await _http.SendAsync(new HttpRequestMessage(path.Contains("validate", StringComparison.Ordinal) ? HttpMethod.Post : HttpMethod.Get, path));
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.BadRequest, parameter);
+        Assert.Contains("NUL", problem.Detail, StringComparison.Ordinal);
+    }
+
     /// <summary>A stream that does not say how long it is, so the client sends it chunked.</summary>
     private sealed class UnknownLengthStream(byte[] bytes) : MemoryStream(bytes)
     {

@@ -21,6 +21,8 @@ public sealed class OpenApiTests(ApiFactory factory) : IClassFixture<ApiFactory>
         }, paths);
         Assert.Equal("bearer", document["components"]!["securitySchemes"]!["ApiKey"]!["scheme"]!.GetValue<string>());
         Assert.NotNull(document["components"]!["schemas"]!["Run"]!["properties"]!["steps"]);
+        Assert.Equal(["application/json"], document["paths"]!["/api/v1/runs"]!["post"]!["requestBody"]!["content"]!.AsObject().Select(c => c.Key));
+        Assert.Contains("application/yaml", document["paths"]!["/api/v1/pipelines/validate"]!["post"]!["requestBody"]!["content"]!.AsObject().Select(c => c.Key));
     }
 
     [Fact]

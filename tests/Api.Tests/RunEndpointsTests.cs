@@ -20,13 +20,7 @@ public sealed class RunEndpointsTests(ApiFactory factory) : IClassFixture<ApiFac
         var first = await _http.PostJsonAsync("/api/v1/runs", new { pipeline = "echo", payload = new { name = "ada" } }, key);
         var second = await _http.PostJsonAsync("/api/v1/runs", new { pipeline = "echo", payload = new { name = "ada" } }, key);
 
-        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
-        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
-        var created = await first.Content.ReadFromJsonAsync<RunStarted>(PipelinesJson.Options);
-        var repeated = await second.Content.ReadFromJsonAsync<RunStarted>(PipelinesJson.Options);
-        Assert.Equal(created!.Id, repeated!.Id);
-        Assert.True(created.Created);
-        Assert.False(repeated.Created);
+        var created = await AssertCreatedThenFoundAsync(first, second);
         Assert.Equal($"/api/v1/runs/{created.Id}", first.Headers.Location?.OriginalString);
         var run = await _client.WaitForRunAsync(created.Id);
         Assert.Equal(RunState.Succeeded, run.State);
@@ -207,6 +201,40 @@ public sealed class RunEndpointsTests(ApiFactory factory) : IClassFixture<ApiFac
     }
 
     [Fact]
+    public async Task Retry_with_an_idempotency_key_answers_201_then_200_with_the_same_run_and_retries_once()
+    {
+        var failed = await _client.WaitForRunAsync((await _client.StartRunAsync("flaky", new { orders = "many" })).Id);
+        var key = $"retry-{Guid.NewGuid()}";
+
+        var first = await _http.PostJsonAsync($"/api/v1/runs/{failed.Id}/retry", new { payload = new { orders = 2 } }, key);
+        var second = await _http.PostJsonAsync($"/api/v1/runs/{failed.Id}/retry", new { payload = new { orders = 2 } }, key);
+
+        var created = await AssertCreatedThenFoundAsync(first, second);
+        var run = await _client.WaitForRunAsync(created.Id);
+        Assert.Equal(RunState.Succeeded, run.State);
+        Assert.Equal(key, run.IdempotencyKey);
+        var retries = await _client.ListRunsAsync(new RunQuery { Pipeline = "flaky", From = failed.CreatedAt });
+        Assert.Single(retries.Items, r => r.RetryOf == failed.Id);
+    }
+
+    [Fact]
+    public async Task An_idempotency_key_of_a_start_reused_for_a_retry_or_of_a_retry_for_a_start_is_refused_naming_the_header()
+    {
+        var failed = await _client.WaitForRunAsync((await _client.StartRunAsync("flaky", new { orders = "many" })).Id);
+        var startKey = $"start-{Guid.NewGuid()}";
+        var retryKey = $"retry-{Guid.NewGuid()}";
+        await _client.StartRunAsync("flaky", new { orders = 1 }, startKey);
+        await _client.RetryRunAsync(failed.Id, new { orders = 1 }, retryKey);
+
+        await (await _http.PostJsonAsync($"/api/v1/runs/{failed.Id}/retry", new { }, startKey))
+            .AssertProblemAsync(HttpStatusCode.UnprocessableEntity, "Idempotency-Key");
+        await (await _http.PostJsonAsync("/api/v1/runs", new { pipeline = "flaky" }, retryKey))
+            .AssertProblemAsync(HttpStatusCode.UnprocessableEntity, "Idempotency-Key");
+        await (await _http.PostJsonAsync($"/api/v1/runs/{failed.Id}/retry", new { }, new string('k', 201)))
+            .AssertProblemAsync(HttpStatusCode.BadRequest, "Idempotency-Key");
+    }
+
+    [Fact]
     public async Task Only_a_failed_or_cancelled_run_can_be_retried()
     {
         var succeeded = await _client.WaitForRunAsync((await _client.StartRunAsync("echo", new { name = "ok" })).Id);
@@ -296,5 +324,18 @@ public sealed class RunEndpointsTests(ApiFactory factory) : IClassFixture<ApiFac
         Assert.Equal(HttpStatusCode.UnprocessableEntity, error.Status);
         Assert.Contains(error.Problem!.Errors, e => e.Field == "payload.count");
         Assert.Contains("payload.count", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The first of two answers with one Idempotency-Key created a run (201), the second found the same one (200).</summary>
+    private static async Task<RunStarted> AssertCreatedThenFoundAsync(HttpResponseMessage first, HttpResponseMessage second)
+    {
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        var created = await first.Content.ReadFromJsonAsync<RunStarted>(PipelinesJson.Options);
+        var repeated = await second.Content.ReadFromJsonAsync<RunStarted>(PipelinesJson.Options);
+        Assert.Equal(created!.Id, repeated!.Id);
+        Assert.True(created.Created);
+        Assert.False(repeated.Created);
+        return created;
     }
 }

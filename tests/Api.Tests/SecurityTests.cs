@@ -55,6 +55,30 @@ public sealed class SecurityTests(ApiFactory factory) : IClassFixture<ApiFactory
     }
 
     [Theory]
+    [InlineData("GET", "/api/v1/runs?pipeline=%00", null, null, 400)]
+    [InlineData("GET", "/api/v1/runs?limit=huge", null, null, 400)]
+    [InlineData("POST", "/api/v1/runs", "text/plain", "{\"pipeline\":\"echo\"}", 415)]
+    [InlineData("POST", "/api/v1/runs", "application/json", "{\"pipeline\":", 400)]
+    [InlineData("PUT", "/api/v1/schedules/echo/nightly", "text/plain", "cron: x", 415)]
+    public async Task A_key_and_its_scope_are_checked_before_anything_else_in_the_request(string method, string path, string? contentType, string? body, int status)
+    {
+        HttpRequestMessage Request()
+        {
+            var request = new HttpRequestMessage(new HttpMethod(method), path);
+            if (body is not null)
+            {
+                request.Content = new StringContent(body, MediaTypeHeaderValue.Parse(contentType!));
+            }
+            return request;
+        }
+        var wrongScope = method == "GET" ? TestKeys.Writer : TestKeys.Reader;
+
+        await (await factory.Http(key: null).SendAsync(Request())).AssertProblemAsync(HttpStatusCode.Unauthorized, "Authorization");
+        await (await factory.Http(wrongScope).SendAsync(Request())).AssertProblemAsync(HttpStatusCode.Forbidden, "Authorization");
+        await (await factory.Http().SendAsync(Request())).AssertProblemAsync((HttpStatusCode)status);
+    }
+
+    [Theory]
     [InlineData(TestKeys.Reader, "/api/v1/runs")]
     [InlineData(TestKeys.Reader, "/api/v1/schedules")]
     [InlineData(TestKeys.Scheduler, "/api/v1/schedules")]

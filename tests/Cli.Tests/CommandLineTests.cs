@@ -226,6 +226,48 @@ public sealed class CommandLineTests : IDisposable
         Assert.Empty(run.Error);
     }
 
+    private const string Runnable = """
+        pipelines:
+          orders:
+            steps:
+              - name: fetch
+                handler: demo.fetch-orders
+              - name: echo
+                handler: demo.echo
+                depends_on: [fetch]
+          broken:
+            steps:
+              - name: boom
+                handler: demo.fail
+        """;
+
+    [Fact]
+    public async Task run_shows_each_step_its_log_and_outputs_and_exits_0_when_the_run_succeeds()
+    {
+        var path = Write("runnable.yaml", Runnable);
+
+        var run = await CliRun.Of("run", "orders", "--file", path, "--payload", "{\"day\":\"2026-11-01\",\"orders\":3}", "--data", Path.Combine(_directory, "data"));
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Matches(@"\] fetch: succeeded\n", run.Output);
+        Assert.Matches(@"\]   fetch \| fetched 3 orders for 2026-11-01\n", run.Output);
+        Assert.Matches(@"\n  echo +succeeded +\{""day"":""2026-11-01"",""orders"":3\}\n", run.Output);
+        Assert.EndsWith(" succeeded\n", run.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task run_of_a_failing_pipeline_names_the_failed_step_and_exits_1()
+    {
+        var path = Write("runnable.yaml", Runnable);
+
+        var run = await CliRun.Of("run", "broken", "--file", path, "--payload", "{\"message\":\"no luck today\"}", "--data", Path.Combine(_directory, "data"));
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("boom: failed", run.Output, StringComparison.Ordinal);
+        Assert.Contains("no luck today", run.Output, StringComparison.Ordinal);
+        Assert.EndsWith(" failed: step 'boom' failed\n", run.Output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task unknown_command_exits_1()
     {

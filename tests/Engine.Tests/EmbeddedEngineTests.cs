@@ -257,7 +257,7 @@ public sealed class EmbeddedEngineTests : IDisposable
         Assert.Equal(RunState.Failed, failed.State);
 
         healthy = true;
-        var retried = await engine.Launcher.RetryAsync(failed.Id, payload: null, CancellationToken.None);
+        var retried = await engine.Launcher.RetryAsync(failed.Id, payload: null, idempotencyKey: null, CancellationToken.None);
         var run = await engine.WaitForRunAsync(retried.RunId);
 
         Assert.Equal(RunState.Succeeded, run.State);

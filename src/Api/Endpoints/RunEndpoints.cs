@@ -34,7 +34,7 @@ public static class RunEndpoints
         group.MapPost("/{runId:guid}/cancel", CancelAsync).Describe(ApiScopes.RunsWrite, "CancelRun",
             "Cancel a pending or running run: pending steps never start, running ones are stopped.", 404, 409, 503);
         group.MapPost("/{runId:guid}/retry", RetryAsync).Describe(ApiScopes.RunsWrite, "RetryRun",
-            "Start a new run that retries a failed or cancelled one from its failed step; succeeded steps keep their outputs. A payload replaces the original.", 400, 404, 409, 422, 503);
+            "Start a new run that retries a failed or cancelled one from its failed step; succeeded steps keep their outputs. A payload replaces the original. With an Idempotency-Key seen before, answers 200 with the run that key started instead of starting another.", 400, 404, 409, 422, 503);
         group.MapGet("/{runId:guid}/steps/{step}/attempts/{attempt:int}/log", LogAsync).Describe(ApiScopes.RunsRead, "GetStepLog",
                 "A step attempt's log as plain text; with follow=true, server-sent events (log, ping, end) until the attempt finishes.", 404)
             .Produces<string>(StatusCodes.Status200OK, "text/plain")
@@ -52,10 +52,7 @@ public static class RunEndpoints
         {
             throw ApiProblems.Invalid("pipeline", "is required");
         }
-        if (idempotencyKey is not null && (idempotencyKey.Length is 0 or > 200 || idempotencyKey.Any(c => c is < ' ' or > '~')))
-        {
-            throw ApiProblems.Invalid("Idempotency-Key", "must be 1 to 200 printable ASCII characters");
-        }
+        RequireValidKey(idempotencyKey);
         try
         {
             catalog.Get(request.Pipeline);
@@ -75,10 +72,9 @@ public static class RunEndpoints
         if (!launched.Created)
         {
             var existing = await queries.FindAsync(launched.RunId, cancellationToken);
-            if (existing is not null && existing.Pipeline != request.Pipeline)
+            if (existing is not null && (existing.Pipeline != request.Pipeline || existing.RetryOf is not null))
             {
-                throw ApiProblems.Unprocessable("Idempotency-Key reused",
-                    [new ApiError("Idempotency-Key", $"already started a run of pipeline '{existing.Pipeline}'; use a new key for another pipeline")]);
+                throw KeyReused(existing);
             }
             return TypedResults.Ok(started with { State = existing?.State ?? launched.State });
         }
@@ -131,12 +127,24 @@ public static class RunEndpoints
         return TypedResults.Accepted(RunPath(runId), run.ToSummary());
     }
 
-    private static async Task<Created<RunStarted>> RetryAsync(
-        Guid runId, RetryRunRequest? request, RunQueries queries, RunLauncher launcher, BrokerGate broker, CancellationToken cancellationToken)
+    private static async Task<Results<Created<RunStarted>, Ok<RunStarted>>> RetryAsync(
+        Guid runId, RetryRunRequest? request, [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey,
+        RunQueries queries, RunLauncher launcher, BrokerGate broker, CancellationToken cancellationToken)
     {
+        RequireValidKey(idempotencyKey);
         var original = await queries.FindAsync(runId, cancellationToken) ?? throw NoSuchRun(runId);
-        var launched = await broker.SendAsync(token => launcher.RetryAsync(runId, request?.Payload, token), cancellationToken);
-        return TypedResults.Created(RunPath(launched.RunId), new RunStarted(launched.RunId, original.Pipeline, launched.State, launched.Created));
+        var launched = await broker.SendAsync(token => launcher.RetryAsync(runId, request?.Payload, idempotencyKey, token), cancellationToken);
+        var started = new RunStarted(launched.RunId, original.Pipeline, launched.State, launched.Created);
+        if (!launched.Created)
+        {
+            var existing = await queries.FindAsync(launched.RunId, cancellationToken);
+            if (existing is not null && existing.RetryOf != runId)
+            {
+                throw KeyReused(existing);
+            }
+            return TypedResults.Ok(started with { State = existing?.State ?? launched.State });
+        }
+        return TypedResults.Created(RunPath(launched.RunId), started);
     }
 
     private static async Task<IResult> LogAsync(
@@ -215,6 +223,23 @@ public static class RunEndpoints
     }
 
     private static string RunPath(Guid runId) => $"/api/v1/runs/{runId}";
+
+    private static void RequireValidKey(string? idempotencyKey)
+    {
+        if (idempotencyKey is not null && (idempotencyKey.Length is 0 or > 200 || idempotencyKey.Any(c => c is < ' ' or > '~')))
+        {
+            throw ApiProblems.Invalid("Idempotency-Key", "must be 1 to 200 printable ASCII characters");
+        }
+    }
+
+    /// <summary>A key seen before, whose run is not one this request would have started.</summary>
+    private static ApiProblemException KeyReused(RunRecord existing) =>
+        ApiProblems.Unprocessable("Idempotency-Key reused",
+        [
+            new ApiError("Idempotency-Key", existing.RetryOf is { } retried
+                ? $"already started a retry of run {retried}; use a new key for another request"
+                : $"already started a run of pipeline '{existing.Pipeline}'; use a new key for another request"),
+        ]);
 
     private static ApiProblemException NoSuchRun(Guid runId) => ApiProblems.NotFound("run_id", $"run {runId} does not exist");
 

@@ -75,7 +75,11 @@ public static class PipelinesApi
         return builder;
     }
 
-    /// <summary>The middleware, in order: problems for errors, authentication, rate limits, authorization, then the body cap.</summary>
+    /// <summary>
+    /// The middleware, in order: problems for errors, authentication, rate limits, authorization,
+    /// then the checks of the request's text and body — so that a missing or wrong key is a 401 and a
+    /// missing scope a 403 whatever else is wrong with the request.
+    /// </summary>
     public static WebApplication UsePipelinesApi(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
@@ -84,6 +88,7 @@ public static class PipelinesApi
         app.UseAuthentication();
         app.UseRateLimiter();
         app.UseAuthorization();
+        app.UseMiddleware<QueryTextCheck>();
         // After authorization, so that an anonymous client cannot make the server buffer a body.
         app.UseMiddleware<RequestBodyLimit>();
         return app;
@@ -102,6 +107,7 @@ public static class PipelinesApi
         api.MapPipelineEndpoints();
         api.MapRunEndpoints();
         api.MapScheduleEndpoints();
+        ContentTypeAfterAuthorization.Apply(api);
         app.MapOpenApi().AllowAnonymous();
         app.MapScalarApiReference(o => o.WithTitle("Pipelines API")).AllowAnonymous();
         app.MapGet("/", () => TypedResults.Redirect("/scalar")).ExcludeFromDescription().AllowAnonymous();

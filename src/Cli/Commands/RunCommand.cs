@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -92,8 +91,7 @@ internal static class RunCommand
                     return 1;
                 }
                 output.WriteLine($"run {run.RunId} of '{pipelineName}' started");
-                var store = host.Services.GetRequiredService<RunStore>();
-                var final = await FollowAsync(store, host.Services.GetRequiredService<RunLauncher>(), run.RunId, cancellationToken);
+                var final = await FollowAsync(host.Services.GetRequiredService<RunQueries>(), launcher, run.RunId, cancellationToken);
                 return final == RunState.Succeeded ? 0 : 1;
             }
             finally
@@ -103,7 +101,7 @@ internal static class RunCommand
         }
 
         /// <summary>Prints state changes and log lines until the run ends; Ctrl+C cancels the run.</summary>
-        private async Task<RunState> FollowAsync(RunStore store, RunLauncher launcher, Guid runId, CancellationToken cancellationToken)
+        private async Task<RunState> FollowAsync(RunQueries queries, RunLauncher launcher, Guid runId, CancellationToken cancellationToken)
         {
             var clock = Stopwatch.StartNew();
             var seen = new Dictionary<string, (StepState State, int Attempts)>(StringComparer.Ordinal);
@@ -117,8 +115,8 @@ internal static class RunCommand
                     output.WriteLine("cancelling the run...");
                     await launcher.CancelAsync(runId, CancellationToken.None);
                 }
-                var run = await store.ReadAsync(c => c.Runs.Include(r => r.Steps).SingleAsync(r => r.Id == runId));
-                var logs = await store.ReadAsync(c => c.Logs.Where(l => l.RunId == runId && l.Id > lastLog).OrderBy(l => l.Id).Take(1000).ToListAsync());
+                var run = (await queries.GetAsync(runId, CancellationToken.None) ?? throw new RunNotFoundException(runId)).Run;
+                var logs = await queries.RunLogAsync(runId, lastLog, 1000, CancellationToken.None);
                 foreach (var step in run.Steps.OrderBy(s => s.StartedAt ?? DateTimeOffset.MaxValue).ThenBy(s => s.Name, StringComparer.Ordinal))
                 {
                     if (!seen.TryGetValue(step.Name, out var before) || before != (step.State, step.Attempts))

@@ -52,15 +52,17 @@ public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catal
             LogUnknownRun(message.RunId, message.Pipeline);
             return new CoordinatorActions();
         }
-        // Published directly on the bus (not through RunLauncher): store the run first.
-        await launcher.StoreAsync(message.RunId, new RunRequest
+        // Published directly on the bus (not through RunLauncher): store the run first. An
+        // idempotency key stored before under another id (a publisher that did not derive the id
+        // from the key) resolves to that run.
+        var stored = await launcher.StoreAsync(message.RunId, new RunRequest
         {
             Pipeline = message.Pipeline,
             Payload = message.Payload is null ? null : System.Text.Json.Nodes.JsonNode.Parse(message.Payload)?.AsObject(),
             IdempotencyKey = message.IdempotencyKey,
             Trigger = message.Trigger,
         }, System.Diagnostics.Activity.Current?.Id, cancellationToken);
-        return await InKnownRunAsync(message.RunId, BeginAsync, cancellationToken);
+        return await InKnownRunAsync(stored.RunId, BeginAsync, cancellationToken);
     }
 
     private Task BeginAsync(RunScope scope)

@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json.Nodes;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
@@ -44,7 +46,7 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
     public async Task<LaunchedRun> StartAsync(RunRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var runId = NewId.NextGuid();
+        var runId = NewRunId(request.IdempotencyKey);
         using var trace = PipelinesTelemetry.StartRunActivity($"run {request.Pipeline}", runId, request.Pipeline);
         var launched = await StoreAsync(runId, request, trace?.Id, cancellationToken);
         if (launched.Created)
@@ -80,7 +82,11 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
     /// succeeded (and were not compensated) keep their outputs and do not run again. The new run
     /// links to the original. <paramref name="payload"/> overrides the original input when given.
     /// </summary>
-    public async Task<LaunchedRun> RetryAsync(Guid runId, JsonObject? payload, CancellationToken cancellationToken)
+    /// <remarks>
+    /// With an <paramref name="idempotencyKey"/> seen before, nothing new starts: the result is the
+    /// run that key started, with <see cref="LaunchedRun.Created"/> false.
+    /// </remarks>
+    public async Task<LaunchedRun> RetryAsync(Guid runId, JsonObject? payload, string? idempotencyKey, CancellationToken cancellationToken)
     {
         var original = await store.ReadAsync(c => c.Runs.Include(r => r.Steps).SingleOrDefaultAsync(r => r.Id == runId, cancellationToken))
             ?? throw new RunNotFoundException(runId);
@@ -93,7 +99,7 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
         var reused = original.Steps
             .Where(s => s.State == StepState.Succeeded && pipeline.Definition.FindStep(s.Name) is not null)
             .ToDictionary(s => s.Name, s => s.Output, StringComparer.Ordinal);
-        var retryId = NewId.NextGuid();
+        var retryId = NewRunId(idempotencyKey);
         using var trace = PipelinesTelemetry.StartRunActivity($"run {original.Pipeline}", retryId, original.Pipeline);
         trace?.SetTag("pipelines.retry_of", original.Id.ToString());
         var run = new RunRecord
@@ -105,14 +111,38 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
             Input = input,
             State = RunState.Pending,
             CreatedAt = store.Now,
+            IdempotencyKey = idempotencyKey,
             Trigger = RunTriggers.Retry,
             RetryOf = original.Id,
             Schedule = original.Schedule,
         };
         var launched = await CreateAsync(pipeline, run, reused, cancellationToken);
-        await SendStartAsync(sendEndpoints, run.Id, cancellationToken);
+        if (launched.Created)
+        {
+            await SendStartAsync(sendEndpoints, run.Id, cancellationToken);
+        }
         return launched;
     }
+
+    /// <summary>
+    /// The id of the run that <paramref name="idempotencyKey"/> starts: a name-based UUID (version 8)
+    /// of the key, so every path that starts a run with one key — the API, a retry, a schedule's fire,
+    /// a <see cref="StartRun"/> published on the bus — names the same run, and two of them racing store
+    /// one run (the second meets its id in the store). Keys are unique across pipelines in the run
+    /// store, so the key alone decides the id.
+    /// </summary>
+    public static Guid RunIdFor(string idempotencyKey)
+    {
+        ArgumentNullException.ThrowIfNull(idempotencyKey);
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes("pipelines-run:" + idempotencyKey), hash);
+        var bytes = hash[..16];
+        bytes[6] = (byte)((bytes[6] & 0x0F) | 0x80);
+        bytes[8] = (byte)((bytes[8] & 0x3F) | 0x80);
+        return new Guid(bytes, bigEndian: true);
+    }
+
+    private static Guid NewRunId(string? idempotencyKey) => idempotencyKey is null ? NewId.NextGuid() : RunIdFor(idempotencyKey);
 
     /// <summary>Asks the coordinator to cancel a run: pending steps never start, running handlers see their token cancelled.</summary>
     public async Task CancelAsync(Guid runId, CancellationToken cancellationToken)

@@ -113,11 +113,15 @@ public sealed class RunQueries(RunStore store)
 
     /// <summary>Up to <paramref name="limit"/> log lines of a step attempt whose id is above <paramref name="afterId"/>, oldest first.</summary>
     public Task<List<StepLogRecord>> LogAsync(Guid runId, string step, int attempt, long afterId, int limit, CancellationToken cancellationToken = default) =>
-        store.ReadAsync(c => c.Logs
-            .Where(l => l.RunId == runId && l.Step == step && l.Attempt == attempt && l.Id > afterId)
-            .OrderBy(l => l.Id)
-            .Take(limit)
+        store.ReadAsync(c => Page(c.Logs.Where(l => l.RunId == runId && l.Step == step && l.Attempt == attempt), afterId, limit)
             .ToListAsync(cancellationToken));
+
+    /// <summary>Up to <paramref name="limit"/> log lines of every step and attempt of a run whose id is above <paramref name="afterId"/>, oldest first.</summary>
+    public Task<List<StepLogRecord>> RunLogAsync(Guid runId, long afterId, int limit, CancellationToken cancellationToken = default) =>
+        store.ReadAsync(c => Page(c.Logs.Where(l => l.RunId == runId), afterId, limit).ToListAsync(cancellationToken));
+
+    private static IQueryable<StepLogRecord> Page(IQueryable<StepLogRecord> lines, long afterId, int limit) =>
+        lines.Where(l => l.Id > afterId).OrderBy(l => l.Id).Take(limit);
 
     private async Task<DurationStatistics?> DurationsAsync(RunFilter filter, CancellationToken cancellationToken)
     {

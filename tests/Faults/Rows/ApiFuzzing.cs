@@ -15,7 +15,11 @@ namespace Pipelines.Faults.Rows;
 /// process of a running deployment: every operation, with valid and wrong values, oversize and deep
 /// JSON, odd unicode, broken bodies, and missing, unknown, malformed or wrong-scope keys; then a burst
 /// on a key limited to 60 requests a minute. No answer may be a 5xx, none may let an unauthorised
-/// request through, and the burst must meet 429s.
+/// request through, a request without a valid key must be told 401 and one without the scope 403
+/// whatever else is wrong with it, and the burst must meet 429s. Two answers are not the API's to
+/// give: the HTTP server's own refusal of a request it cannot parse (a NUL or a line break in a
+/// header, a URL or headers too long: 400, 414, 431 without problem details, before any middleware
+/// runs), and a 404 for a path no endpoint has, to a valid key.
 /// </summary>
 internal sealed class ApiFuzzing : IRow
 {
@@ -41,9 +45,14 @@ internal sealed class ApiFuzzing : IRow
 
     public RowKind Kind => RowKind.HostileInput;
 
-    public string Bar => "0 responses 5xx; 0 auth bypasses; 429 under burst";
+    public string Bar => "0 responses 5xx; 0 auth bypasses; no key → 401, wrong scope → 403, before anything else; 429 under burst";
 
-    private sealed record Answer(FuzzRequest Request, int Status, bool StackTrace);
+    // Problem: the answer is problem details, so the API wrote it, not the HTTP server.
+    // NoEndpoint: a 404 naming `path`: no endpoint has this path.
+    private sealed record Answer(FuzzRequest Request, int Status, bool StackTrace, bool Problem, bool NoEndpoint)
+    {
+        public bool RefusedByServer => !Problem && Status is 400 or 414 or 431;
+    }
 
     public async Task<RowResult> RunAsync(Cluster cluster, FaultOptions options, CancellationToken cancellationToken)
     {
@@ -94,8 +103,11 @@ internal sealed class ApiFuzzing : IRow
         var serverErrors = all.Where(a => a.Status >= 500).ToList();
         bool Unauthenticated(Answer a) => a.Request.Credential is Credential.None or Credential.UnknownKey or Credential.Garbage;
         var bypasses = all.Where(a => a.Status is >= 200 and < 300 && (Unauthenticated(a) || a.Request.Credential == Credential.WrongScope)).ToList();
-        var unauthenticatedOther = all.Where(a => Unauthenticated(a) && a.Status != 401).GroupBy(a => a.Status).Select(g => $"{g.Key} ×{g.Count()}").ToList();
-        var wrongScopeOther = all.Where(a => a.Request.Credential == Credential.WrongScope && a.Status != 403).GroupBy(a => a.Status).Select(g => $"{g.Key} ×{g.Count()}").ToList();
+        var unauthenticatedOther = all.Where(a => Unauthenticated(a) && a.Status != 401 && !a.RefusedByServer).ToList();
+        var wrongScopeOther = all.Where(a => a.Request.Credential == Credential.WrongScope && a.Status != 403 && !a.RefusedByServer && !a.NoEndpoint).ToList();
+        static string Count(IEnumerable<Answer> answers) =>
+            answers.Any() ? string.Join(", ", answers.GroupBy(a => a.Status).OrderBy(g => g.Key).Select(g => $"{g.Key} ×{g.Count()}")) : "none";
+        var refusedByServer = all.Where(a => a.RefusedByServer).ToList();
         var traces = all.Count(a => a.StackTrace);
         var statuses = string.Join(", ", all.GroupBy(a => a.Status).OrderBy(g => g.Key).Select(g => $"{g.Key} ×{g.Count()}"));
         var mutations = string.Join(", ", all.GroupBy(a => a.Request.Mutation.Split('+')[0]).OrderByDescending(g => g.Count()).Take(12).Select(g => $"{g.Key} {g.Count()}"));
@@ -113,19 +125,20 @@ internal sealed class ApiFuzzing : IRow
 
         return RowResult.Of(this) with
         {
-            Passed = serverErrors.Count == 0 && bypasses.Count == 0 && tooMany > 0 && withRetryAfter == tooMany && transport.IsEmpty && traces == 0 && !api.Process.HasExited,
+            Passed = serverErrors.Count == 0 && bypasses.Count == 0 && unauthenticatedOther.Count == 0 && wrongScopeOther.Count == 0 && tooMany > 0 && withRetryAfter == tooMany && transport.IsEmpty && traces == 0 && !api.Process.HasExited,
             Cases = string.Create(CultureInfo.InvariantCulture, $"{all.Count + transport.Count:N0} requests over {operations} operations, then a burst of 150"),
             Outcome = string.Create(CultureInfo.InvariantCulture,
-                $"{serverErrors.Count} 5xx; {bypasses.Count} auth bypasses; {traces} stack traces in answers; burst: {tooMany} × 429 (all with Retry-After: {withRetryAfter == tooMany}), {burst.Count(b => b.Status == 200)} × 200; {transport.Count} requests without an answer"),
+                $"{serverErrors.Count} 5xx; {bypasses.Count} auth bypasses; {unauthenticatedOther.Count} requests without a valid key not answered 401, {wrongScopeOther.Count} without the scope not answered 403; {traces} stack traces in answers; burst: {tooMany} × 429 (all with Retry-After: {withRetryAfter == tooMany}), {burst.Count(b => b.Status == 200)} × 200; {transport.Count} requests without an answer"),
             Schedule = $"An API process (`Pipelines__Roles=api`, keys for each scope plus one limited to 60 requests a minute) on a deployment with a coordinator and a worker; {runs.Count} runs started first so ids, steps and attempts exist. Requests come from CsCheck generators built from `/openapi/v1.json`: each operation's path, query and header parameters and body schema, filled with valid values and real names, or mutated; credentials: 60% a key with the needed scope, 10% each a key without it, none, an unknown key, a malformed header. 4 requests at a time.",
             Notes =
             [
                 $"answers: {statuses}",
                 $"requests by what was made wrong: {mutations}",
-                $"unauthenticated requests not answered 401: {(unauthenticatedOther.Count == 0 ? "none" : string.Join(", ", unauthenticatedOther))}; wrong-scope requests not answered 403: {(wrongScopeOther.Count == 0 ? "none" : string.Join(", ", wrongScopeOther))}",
+                $"unauthenticated requests not answered 401: {Count(unauthenticatedOther)}; wrong-scope requests not answered 403: {Count(wrongScopeOther)} (besides 404 for a path no endpoint has: {all.Count(a => a.Request.Credential == Credential.WrongScope && a.NoEndpoint)})",
+                $"refused by the HTTP server before the API saw them (no problem details): {Count(refusedByServer)}",
                 $"after the run the API answered /readyz {(int)ready.StatusCode} and was {(api.Process.HasExited ? "**gone**" : "still up")}.",
-                .. all.Where(a => (Unauthenticated(a) && a.Status is not (401 or 414)) || (a.Request.Credential == Credential.WrongScope && a.Status is not (403 or 404))).Take(5)
-                    .Select(a => $"answered {a.Status} to a request with {a.Request.Credential} credentials: {a.Request}"),
+                .. unauthenticatedOther.Concat(wrongScopeOther).DistinctBy(a => (a.Status, a.Request.Operation)).Take(8)
+                    .Select(a => $"**answered {a.Status}** to a request with {a.Request.Credential} credentials: {a.Request}"),
                 .. serverErrors.Take(8).Select(a => $"**{a.Status}**: {a.Request}"),
                 .. bypasses.Take(8).Select(a => $"**bypass** {a.Status}: {a.Request}"),
                 .. transport.Take(5).Select(t => $"**no answer**: {t}"),
@@ -158,7 +171,9 @@ internal sealed class ApiFuzzing : IRow
         using var response = await http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         var body = await ReadHeadAsync(response, cancellationToken);
         var stackTrace = body.Contains("   at ", StringComparison.Ordinal) && body.Contains("Exception", StringComparison.Ordinal);
-        return new Answer(request, (int)response.StatusCode, stackTrace);
+        var problem = response.Content.Headers.ContentType?.MediaType == "application/problem+json";
+        var noEndpoint = response.StatusCode == System.Net.HttpStatusCode.NotFound && problem && body.Contains("\"field\":\"path\"", StringComparison.Ordinal);
+        return new Answer(request, (int)response.StatusCode, stackTrace, problem, noEndpoint);
     }
 
     private static async Task<string> ReadHeadAsync(HttpResponseMessage response, CancellationToken cancellationToken)
