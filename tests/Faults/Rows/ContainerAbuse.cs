@@ -119,8 +119,7 @@ internal sealed partial class ContainerAbuse : IRow
     public async Task<RowResult> RunAsync(Cluster cluster, FaultOptions options, CancellationToken cancellationToken)
     {
         var rounds = options.Pick(3, 1);
-        // Long enough for the engine to start the container while the other abuses load the machine
-        // (it took up to 9 s on 2 cores); the flood takes longer anyway.
+        // Long enough that the other abuses load the machine when it runs out; the flood takes longer anyway.
         var timeout = options.Pick(TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(10));
         using var docker = new DockerHost();
         // Someone's service listening on every address of the host: the probe's control.
@@ -195,13 +194,13 @@ internal sealed partial class ContainerAbuse : IRow
             }
             await polling.CancelAsync();
             await polls;
-            return await ReportAsync(deployment, docker, worker, poller, started, calls, events, timeout, rounds, targets, listenerPort, hostAddresses, () => accepted, engineLogPeak, drained, cancellationToken);
+            return await ReportAsync(deployment, docker, worker, poller, started, calls, events, timeout, rounds, targets, () => accepted, engineLogPeak, drained, cancellationToken);
         }
     }
 
     private async Task<RowResult> ReportAsync(
         Deployment deployment, DockerHost docker, EngineProcess worker, ApiPoller poller, List<(Abuse Abuse, int Round, Call Call)> started, CallLog calls,
-        DockerHost.EventRecording recording, TimeSpan timeout, int rounds, string targets, int listenerPort, IReadOnlyList<string> hostAddresses, Func<int> accepted,
+        DockerHost.EventRecording recording, TimeSpan timeout, int rounds, string targets, Func<int> accepted,
         long engineLogPeak, TimeSpan drained, CancellationToken cancellationToken)
     {
         var notes = new List<string>();
