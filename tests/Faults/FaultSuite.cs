@@ -22,6 +22,7 @@ internal static class FaultSuite
         new ContainerOrphans(),
         new MalformedDefinitions(),
         new PolicyCorpus(),
+        new ContainerAbuse(),
         new SecretCanary(),
         new ApiFuzzing(),
     ];

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Docker.DotNet.Models;
 using Pipelines.Core.Definitions;
 using Pipelines.Core.Execution;
@@ -228,6 +229,18 @@ public sealed class SandboxPolicy
         NanoCPUs = (long)(cpus * 1_000_000_000),
         PidsLimit = pids,
         Runtime = _options.Runtime,
+        // The worker reads the output through its attach stream; the engine's own copy of it (on its
+        // disk, by default with no limit) is kept for `docker logs` only, so it gets the worker's cap.
+        // Without it, a step writing stdout as fast as it can fills the engine's disk until its timeout.
+        LogConfig = new LogConfig
+        {
+            Type = "json-file",
+            Config = new Dictionary<string, string>
+            {
+                ["max-size"] = _options.LogCapBytes.ToString(CultureInfo.InvariantCulture),
+                ["max-file"] = "1",
+            },
+        },
     };
 
     private static string NormalizeTarget(string target) => target.Length > 1 ? target.TrimEnd('/') : target;

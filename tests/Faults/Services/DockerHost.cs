@@ -106,6 +106,76 @@ internal sealed class DockerHost : IDisposable
         return messages.Items;
     }
 
+    /// <summary>
+    /// Starts recording container events of the given kinds that carry <paramref name="label"/>, as they
+    /// happen, until the recording is disposed. A query afterwards (<see cref="CreationsAsync"/>) is answered
+    /// from the engine's last 256 events only, which a busy engine shared with other suites overwrites.
+    /// </summary>
+    public EventRecording Record(string label, params string[] kinds) => new(Client, label, kinds);
+
+    /// <summary>Container events recorded as they happen; see <see cref="Record"/>.</summary>
+    internal sealed class EventRecording : IAsyncDisposable
+    {
+        private readonly Collected _messages = new();
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _watching;
+
+        public EventRecording(DockerClient client, string label, string[] kinds) =>
+            _watching = client.System.MonitorEventsAsync(new ContainerEventsParameters
+            {
+                // From the current second on, so that nothing is missed while the stream connects.
+                Since = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture),
+                Filters = new Dictionary<string, IDictionary<string, bool>>
+                {
+                    ["type"] = new Dictionary<string, bool> { ["container"] = true },
+                    ["event"] = kinds.ToDictionary(k => k, _ => true),
+                    ["label"] = new Dictionary<string, bool> { [label] = true },
+                },
+            }, _messages, _stop.Token);
+
+        public IReadOnlyList<Message> Items => _messages.Items;
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            try
+            {
+                await _watching;
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
+            {
+            }
+            _stop.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="command"/> in a container of the test image outside any sandbox, on
+    /// <paramref name="networkMode"/>, until it exits; returns its exit code and output, and removes it.
+    /// </summary>
+    public async Task<(long ExitCode, string Output)> RunToEndAsync(string name, IList<string> command, string networkMode, CancellationToken cancellationToken)
+    {
+        var created = await Client.Containers.CreateContainerAsync(new CreateContainerParameters
+        {
+            Name = name,
+            Image = TestImage,
+            Cmd = command,
+            HostConfig = new HostConfig { NetworkMode = networkMode },
+        }, cancellationToken);
+        try
+        {
+            await Client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken);
+            var exit = await Client.Containers.WaitContainerAsync(created.ID, cancellationToken);
+            using var log = await Client.Containers.GetContainerLogsAsync(created.ID, tty: false, new ContainerLogsParameters { ShowStdout = true, ShowStderr = true }, cancellationToken);
+            var (stdout, stderr) = await log.ReadOutputToEndAsync(cancellationToken);
+            return (exit.StatusCode, stdout + stderr);
+        }
+        finally
+        {
+            await RemoveAsync(created.ID);
+        }
+    }
+
     /// <summary>Keeps every event as it arrives (<see cref="Progress{T}"/> would hand them to the thread pool, after the call returned).</summary>
     private sealed class Collected : IProgress<Message>
     {

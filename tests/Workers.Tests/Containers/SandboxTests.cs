@@ -159,6 +159,42 @@ public sealed class SandboxTests : ContainerTests
     }
 
     [DockerFact]
+    public async Task the_engine_keeps_no_more_of_a_step_flooding_stdout_than_the_log_cap()
+    {
+        // 8 MB of output, then the step stays up so that the engine's own copy of its log can be read.
+        var step = TestSteps.One("""
+            pipelines:
+              p:
+                steps:
+                  - name: flood
+                    image: ${IMAGE}
+                    command: ["sh", "-c", "yes 'a line of the flood, about sixty bytes long, again and again' | head -c 8000000; exec sleep 600"]
+            """);
+        using var cancellation = new CancellationTokenSource();
+        var context = TestSteps.Context(step, cancellationToken: cancellation.Token);
+
+        var execution = Executor.ExecuteAsync(context);
+        string? container = null;
+        await Wait.UntilAsync(async () =>
+        {
+            container = (await ContainersOfRunAsync(context.RunId)).FirstOrDefault(c => c.State == "running")?.ID;
+            if (container is null)
+            {
+                return false;
+            }
+            // The flood is over once the shell has become the sleep.
+            var processes = await Docker.Containers.ListProcessesAsync(container, new ContainerListProcessesParameters());
+            return processes.Processes is [var only] && string.Join(' ', only).EndsWith("sleep 600", StringComparison.Ordinal);
+        }, "saw the step's flood end");
+        using var engineLog = await Docker.Containers.GetContainerLogsAsync(container!, tty: false, new ContainerLogsParameters { ShowStdout = true, ShowStderr = true });
+        var (stdout, stderr) = await engineLog.ReadOutputToEndAsync(CancellationToken.None);
+        await cancellation.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => execution);
+
+        Assert.InRange(stdout.Length + stderr.Length, 1, 1 << 20);
+    }
+
+    [DockerFact]
     public async Task a_refused_step_fails_before_any_container_or_log_line_exists()
     {
         var step = TestSteps.One("""
