@@ -231,7 +231,7 @@ internal sealed partial class ContainerAbuse : IRow
             var mine = events.Where(e => e.Actor.Attributes.TryGetValue("pipelines.run", out var r) && r == runId.ToString()).ToList();
             DateTimeOffset? At(string action) => mine.FirstOrDefault(e => e.Action == action) is { } e ? DateTimeOffset.FromUnixTimeMilliseconds(e.TimeNano / 1_000_000) : null;
             var (start, gone) = (At("start"), At("destroy"));
-            var kind = KindOf(attempt);
+            var kind = attempt is null ? "—" : attempt.ErrorKind ?? "none";
             var exitCode = attempt?.Details is { } details ? JsonNode.Parse(details)?["exit_code"]?.GetValue<string>() : null;
             var lived = start is { } s0 && gone is { } g0 ? g0 - s0 : (TimeSpan?)null;
             // The timeout counts from the attempt's start (the worker's claim): the container must be
@@ -333,18 +333,6 @@ internal sealed partial class ContainerAbuse : IRow
         return new Outcome(abuse, round, truncated, truncated ? "truncated" : "**not truncated**", string.Create(CultureInfo.InvariantCulture,
             $"stored log {bytes:N0} bytes in {output.Count:N0} lines, then {(marker is null ? "**no truncation line**" : $"\"{marker}\"")}; the engine's log file peaked at {engineLogPeak:N0} bytes; the step took {RowResult.Seconds(took)}, run {run.State.ToString().ToLowerInvariant()}"), null);
     }
-
-    /// <summary>The failure kind of an attempt: error_type when it holds one, else read from the executor's wording (error_type holds the exception type today).</summary>
-    private static string KindOf(StepAttemptRecord? attempt) => attempt switch
-    {
-        null => "—",
-        { ErrorMessage: null } => "none",
-        { ErrorType: { } type } when !type.Contains('.', StringComparison.Ordinal) => type,
-        { ErrorMessage: { } m } when m.Contains("timed out after", StringComparison.Ordinal) => "timeout",
-        { ErrorMessage: { } m } when m.Contains("ran out of memory", StringComparison.Ordinal) || m.Contains("(exit code 137, SIGKILL)", StringComparison.Ordinal) => "oom",
-        { ErrorMessage: { } m } when m.Contains("exited with code", StringComparison.Ordinal) => "exit-code",
-        _ => "other",
-    };
 
     private static string Reason(string message)
     {
