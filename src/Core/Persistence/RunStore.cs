@@ -55,14 +55,29 @@ public sealed class RunStore : IDisposable
         _ => throw new InvalidOperationException("unknown run store provider"),
     };
 
+    /// <summary>
+    /// Brings the schema up to date. A database that is still starting (processes of a deployment
+    /// often start together) is waited for, as <see cref="WriteAsync{T}"/> waits out an outage.
+    /// </summary>
     public async Task MigrateAsync(CancellationToken cancellationToken)
     {
-        await using var context = CreateContext();
-        await context.Database.MigrateAsync(cancellationToken);
-        if (_sqliteWriter is not null)
+        for (var attempt = 1; ; attempt++)
         {
-            // WAL lets readers (the API, the CLI's live display) proceed while a step writes.
-            await context.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
+            try
+            {
+                await using var context = CreateContext();
+                await context.Database.MigrateAsync(cancellationToken);
+                if (_sqliteWriter is not null)
+                {
+                    // WAL lets readers (the API, the CLI's live display) proceed while a step writes.
+                    await context.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
+                }
+                return;
+            }
+            catch (Exception exception) when (RetryDelay(exception, attempt) is { } delay)
+            {
+                await Task.Delay(delay, cancellationToken);
+            }
         }
     }
 
