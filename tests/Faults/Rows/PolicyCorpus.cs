@@ -15,7 +15,7 @@ namespace Pipelines.Faults.Rows;
 /// has no key for (privileged, capabilities, devices, host PID/IPC, seccomp) must be refused when the file
 /// loads; what it can express but the policy forbids (host network, the engine's socket, host root and
 /// system folders, reserved labels and targets, limits above the worker's) must fail the step as
-/// <c>policy</c> on the worker, before any pull or container creation — checked in the engine's event log.
+/// <c>policy</c> on the worker, before any pull or container creation — checked in the engine's events, recorded as they happen.
 /// </summary>
 internal sealed class PolicyCorpus : IRow
 {
@@ -104,14 +104,17 @@ internal sealed class PolicyCorpus : IRow
         await deployment.StartCoordinatorAsync();
         deployment.StartWorker($"faults-policy-{Guid.NewGuid():N}"[..22]);
         await deployment.WaitForConsumersAsync(StepQueues.Containers, 1);
-        var since = DateTimeOffset.UtcNow;
+        // Recorded as they happen: the engine answers a later query from its last 256 events only.
+        var creations = docker.Record("pipelines.pipeline", "create");
         var calls = new CallLog();
         foreach (var name in forbidden.Select(f => f.Name).Append("control").Append("probe"))
         {
             await calls.RecordAsync(key => Load.Launcher(deployment.Launcher, $"policy-{name}", () => null)(key, cancellationToken));
         }
         var drained = await Reconciliation.DrainAsync(deployment.Store, () => Reconciliation.AcceptedAsync(deployment.Store, calls), TimeSpan.FromMinutes(2));
-        var until = DateTimeOffset.UtcNow;
+        await creations.DisposeAsync();
+        int CreatedFor(string pipeline) =>
+            creations.Items.Count(m => m.Actor?.Attributes is { } labels && labels.TryGetValue("pipelines.pipeline", out var value) && value == pipeline);
         var attempts = await deployment.Store.ReadAsync(c => c.Attempts.Join(c.Runs, a => a.RunId, r => r.Id, (a, r) => new { r.Pipeline, a.Number, a.ErrorKind, a.ErrorMessage }).ToListAsync(cancellationToken));
         var refusedByPolicy = 0;
         foreach (var (name, _) in forbidden)
@@ -128,13 +131,9 @@ internal sealed class PolicyCorpus : IRow
         }
         var control = attempts.Where(a => a.Pipeline == "policy-control").Select(a => a.ErrorMessage ?? "").ToList();
         var controlRefused = control.Any(m => m.Contains("sandbox policy", StringComparison.Ordinal));
-        var created = 0;
-        foreach (var (name, _) in forbidden)
-        {
-            created += (await docker.CreationsAsync(since, until, $"pipelines.pipeline=policy-{name}")).Count;
-        }
-        var probe = (await docker.CreationsAsync(since, until, "pipelines.pipeline=policy-probe")).Count;
-        notes.Add($"probe: a step allowed to run created {probe} container(s) in the same event-log window (the log does record creations).");
+        var created = forbidden.Sum(f => CreatedFor($"policy-{f.Name}"));
+        var probe = CreatedFor("policy-probe");
+        notes.Add($"probe: a step allowed to run created {probe} container(s) while the events were recorded (the recording does see creations).");
         var example = attempts.FirstOrDefault(a => a.Pipeline == "policy-symlink-to-socket")?.ErrorMessage;
         notes.Add($"the control step, allowed by the policy, {(controlRefused ? "**was refused by it too**" : "got past it")} and failed {control.Count} time(s) on the pull of an image that exists nowhere: \"{control.FirstOrDefault()?.ReplaceLineEndings(" ")}\"");
         if (example is not null)
@@ -146,7 +145,7 @@ internal sealed class PolicyCorpus : IRow
         {
             Passed = refusedAtLoad == unsupported.Length && refusedByPolicy == forbidden.Length && created == 0 && probe > 0 && !controlRefused && control.Count > 0,
             Cases = $"{total}: {unsupported.Length} powers with no key in the format, {forbidden.Length} forbidden by the worker's policy (+1 allowed control)",
-            Outcome = $"{refusedAtLoad} refused when the file loads (unknown key, at its line:column); {refusedByPolicy} refused by the worker's sandbox policy in 1 attempt, not retried; {created} container creations in the engine's event log",
+            Outcome = $"{refusedAtLoad} refused when the file loads (unknown key, at its line:column); {refusedByPolicy} refused by the worker's sandbox policy in 1 attempt, not retried; {created} container creations in the engine's events",
             Schedule = string.Create(CultureInfo.InvariantCulture,
                 $"The first group loaded with `PipelineLoader`; the second run as pipelines on a worker with containers (`AllowedHostPaths` = one temporary folder holding a symbolic link to the engine's socket, `MaxMemory` 256m), images that cannot be pulled, Docker's event log read for container creations labelled with their pipelines; drained in {RowResult.Seconds(drained)}."),
             Notes = notes,

@@ -88,27 +88,9 @@ internal sealed class DockerHost : IDisposable
         }
     }
 
-    /// <summary>Container creations (Docker events) between two times that carry <paramref name="label"/>.</summary>
-    public async Task<IReadOnlyList<Message>> CreationsAsync(DateTimeOffset since, DateTimeOffset until, string label)
-    {
-        var messages = new Collected();
-        await Client.System.MonitorEventsAsync(new ContainerEventsParameters
-        {
-            Since = since.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            Until = (until.ToUnixTimeSeconds() + 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
-            Filters = new Dictionary<string, IDictionary<string, bool>>
-            {
-                ["type"] = new Dictionary<string, bool> { ["container"] = true },
-                ["event"] = new Dictionary<string, bool> { ["create"] = true },
-                ["label"] = new Dictionary<string, bool> { [label] = true },
-            },
-        }, messages);
-        return messages.Items;
-    }
-
     /// <summary>
     /// Starts recording container events of the given kinds that carry <paramref name="label"/>, as they
-    /// happen, until the recording is disposed. A query afterwards (<see cref="CreationsAsync"/>) is answered
+    /// happen, until the recording is disposed. A query of past events is answered
     /// from the engine's last 256 events only, which a busy engine shared with other suites overwrites.
     /// </summary>
     public EventRecording Record(string label, params string[] kinds) => new(Client, label, kinds);
