@@ -147,16 +147,16 @@ public sealed class ScheduleService(
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         var after = cursor is null ? (ScheduleKey?)null : DecodeCursor(cursor);
         var scheduler = await schedulers.GetScheduler(cancellationToken);
-        // Keys and trigger headers are a short row per schedule; the costly part (each job's data, its
-        // fire times) is paid for the page only.
-        var jobKeys = await AllPagesAsync(async skip => await scheduler.QueryJobs(new JobQuery
-            {
-                Group = GroupMatcher<JobKey>.GroupEquals(ScheduleKey.Group),
-                Name = pipeline is null ? null : NameMatcher<JobKey>.NameStartsWith(pipeline + "/"),
-                Skip = skip,
-                Take = PageSize,
-            }, cancellationToken));
-        var keys = jobKeys.Select(j => ScheduleKey.FromJobKey(j.Key))
+        // Keys and trigger headers are a short row per schedule, read in one query each (offset pages
+        // would rescan the rows before each page); the costly part, each job's data and its fire times,
+        // is paid for the page only.
+        var jobKeys = await scheduler.QueryJobs(new JobQuery
+        {
+            Group = GroupMatcher<JobKey>.GroupEquals(ScheduleKey.Group),
+            Name = pipeline is null ? null : NameMatcher<JobKey>.NameStartsWith(pipeline + "/"),
+            Take = PagedQuery.All,
+        }, cancellationToken);
+        var keys = jobKeys.Items.Select(j => ScheduleKey.FromJobKey(j.Key))
             .Where(k => after is not { } last || Compare(k, last) > 0)
             .Order(Comparer<ScheduleKey>.Create(Compare))
             .Take(limit + 1)
@@ -172,13 +172,12 @@ public sealed class ScheduleService(
             .ToDictionary();
         // Trigger headers carry state and fire times without loading each trigger, which costs a
         // few queries apiece; later fire times come from the stored definition, as Quartz computes them.
-        var headers = (await AllPagesAsync(async skip => await scheduler.QueryTriggers(new TriggerQuery
+        var headers = (await scheduler.QueryTriggers(new TriggerQuery
             {
                 Group = GroupMatcher<TriggerKey>.GroupEquals(ScheduleKey.Group),
                 Name = pipeline is null ? null : NameMatcher<TriggerKey>.NameStartsWith(pipeline + "/"),
-                Skip = skip,
-                Take = PageSize,
-            }, cancellationToken)))
+                Take = PagedQuery.All,
+            }, cancellationToken)).Items
             .ToDictionary(t => t.JobKey);
         var jobs = (await scheduler.GetJobDetails([.. page.Select(k => k.JobKey)], cancellationToken)).ToDictionary(j => j.Key);
         var descriptions = new List<ScheduleDescription>(page.Count);
