@@ -180,10 +180,19 @@ public sealed class PipelinesClient(HttpClient http)
         return await SendAsync<DefinitionValidation>(request, cancellationToken);
     }
 
-    /// <summary>Every schedule, or those of <paramref name="pipeline"/>, each with its next <paramref name="nextFireTimes"/> fire times.</summary>
-    public async Task<IReadOnlyList<Schedule>> ListSchedulesAsync(string? pipeline = null, int? nextFireTimes = null, CancellationToken cancellationToken = default) =>
-        (await GetAsync<ScheduleList>($"{Root}/schedules" + QueryString(
-            ("pipeline", pipeline), ("next", nextFireTimes?.ToString(CultureInfo.InvariantCulture))), cancellationToken)).Items;
+    /// <summary>
+    /// One page of the schedules (all, or those of <paramref name="pipeline"/>), ordered by pipeline and
+    /// name, each with its next <paramref name="nextFireTimes"/> fire times; at most <paramref name="limit"/>
+    /// (the API's default page size when null). Pass <see cref="ScheduleList.NextCursor"/> as
+    /// <paramref name="cursor"/> for the next page.
+    /// </summary>
+    public Task<ScheduleList> ListSchedulesAsync(
+        string? pipeline = null, int? nextFireTimes = null, int? limit = null, string? cursor = null, CancellationToken cancellationToken = default) =>
+        GetAsync<ScheduleList>($"{Root}/schedules" + QueryString(
+            ("pipeline", pipeline),
+            ("next", nextFireTimes?.ToString(CultureInfo.InvariantCulture)),
+            ("limit", limit?.ToString(CultureInfo.InvariantCulture)),
+            ("cursor", cursor)), cancellationToken);
 
     public Task<Schedule> GetScheduleAsync(string pipeline, string name, CancellationToken cancellationToken = default) =>
         GetAsync<Schedule>(SchedulePath(pipeline, name), cancellationToken);

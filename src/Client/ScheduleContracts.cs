@@ -72,5 +72,5 @@ public sealed record Schedule : ScheduleSpec
     public int QueuedFires { get; init; }
 }
 
-/// <summary>Schedules, ordered by pipeline and name.</summary>
-public sealed record ScheduleList(IReadOnlyList<Schedule> Items);
+/// <summary>A page of schedules, ordered by pipeline and name; <see cref="NextCursor"/> is null on the last page.</summary>
+public sealed record ScheduleList(IReadOnlyList<Schedule> Items, string? NextCursor);

@@ -123,14 +123,31 @@ public sealed class ScheduleEndpointsTests(ApiFactory factory) : IClassFixture<A
     {
         await _client.CreateScheduleAsync(Hourly("listed"));
 
-        var echo = await _client.ListSchedulesAsync("echo", nextFireTimes: 3);
-        var all = await _client.ListSchedulesAsync();
+        var echo = (await _client.ListSchedulesAsync("echo", nextFireTimes: 3)).Items;
+        var all = (await _client.ListSchedulesAsync(limit: 200)).Items;
 
         Assert.All(echo, s => Assert.Equal("echo", s.Pipeline));
         Assert.Equal(3, echo.Single(s => s.Name == "listed").NextFireTimes.Count);
         var nightly = all.Single(s => s.Pipeline == "private-image");
         Assert.Equal((ScheduleSource.File, ScheduleState.Paused), (nightly.Source, nightly.State));
         await (await _http.GetAsync("/api/v1/schedules?next=1000")).AssertProblemAsync(HttpStatusCode.BadRequest, "next");
+    }
+
+    [Fact]
+    public async Task Schedules_are_listed_a_page_at_a_time_with_a_cursor()
+    {
+        await _client.CreateScheduleAsync(Hourly("paged-1"));
+        await _client.CreateScheduleAsync(Hourly("paged-2"));
+
+        var first = await _client.ListSchedulesAsync(limit: 1);
+        var second = await _client.ListSchedulesAsync(limit: 1, cursor: first.NextCursor);
+
+        Assert.Single(first.Items);
+        Assert.Single(second.Items);
+        Assert.NotEqual((first.Items[0].Pipeline, first.Items[0].Name), (second.Items[0].Pipeline, second.Items[0].Name));
+        await (await _http.GetAsync("/api/v1/schedules?limit=0")).AssertProblemAsync(HttpStatusCode.BadRequest, "limit");
+        await (await _http.GetAsync("/api/v1/schedules?limit=201")).AssertProblemAsync(HttpStatusCode.BadRequest, "limit");
+        await (await _http.GetAsync("/api/v1/schedules?cursor=not-a-cursor")).AssertProblemAsync(HttpStatusCode.BadRequest, "cursor");
     }
 }
 

@@ -24,7 +24,7 @@ public sealed class FileScheduleTests(ScratchDatabase database) : IClassFixture<
             """));
         await using (var scheduler = await SchedulerTestHost.StartAsync(first, database.Options))
         {
-            var listed = await scheduler.Schedules.ListAsync("report");
+            var listed = (await scheduler.Schedules.ListAsync("report", limit: 100)).Schedules;
             Assert.Equal(["disabled", "dropped", "hourly", "nightly"], listed.Select(s => s.Key.Name));
             Assert.All(listed, s => Assert.Equal(ScheduleSource.File, s.Source));
             Assert.Equal(ScheduleState.Paused, listed.Single(s => s.Key.Name == "disabled").State);
@@ -47,7 +47,7 @@ public sealed class FileScheduleTests(ScratchDatabase database) : IClassFixture<
             """));
         await using (var scheduler = await SchedulerTestHost.StartAsync(second, database.Options))
         {
-            var listed = (await scheduler.Schedules.ListAsync()).ToDictionary(s => s.Key.Name);
+            var listed = (await scheduler.Schedules.ListAsync(pipeline: null, limit: 100)).Schedules.ToDictionary(s => s.Key.Name);
             Assert.Equal(["adhoc", "disabled", "hourly", "nightly"], listed.Keys);
             Assert.Equal("0 3 * * *", listed["nightly"].Definition.Cron);
             Assert.Equal(ScheduleSource.File, listed["nightly"].Source);

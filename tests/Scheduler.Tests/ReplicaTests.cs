@@ -1,3 +1,4 @@
+using Npgsql;
 using Pipelines.Core.Definitions;
 using Pipelines.Scheduler.Schedules;
 using Pipelines.Tests;
@@ -42,5 +43,41 @@ public sealed class ReplicaTests(ScratchDatabase database, ITestOutputHelper out
         output.WriteLine($"runs started: {Count(firstLog, 5001)} by the first replica, {Count(secondLog, 5001)} by the second");
         Assert.Equal(60, Count(firstLog, 5001) + Count(secondLog, 5001));
         Assert.Equal(0, Count(firstLog, 5002) + Count(secondLog, 5002));
+    }
+
+    /// <summary>
+    /// Regression (docs/reliability.md, finding 2): a replica SIGSTOPped after it had taken the coming
+    /// fires was failed out by its peer, which took the fires over; resumed, it fired its stale copies
+    /// anyway, wrote back a next fire time in the past, and the peer's fire due then was lost.
+    /// </summary>
+    [ServiceFact]
+    public async Task a_replica_failed_out_after_taking_a_fire_does_not_fire_it_nor_touch_the_trigger()
+    {
+        var log = new LogSink();
+        await using var replica = await SchedulerTestHost.StartAsync(SchedulerTestHost.Catalog(Pipelines.Report), database.Options, log: log);
+        await replica.Schedules.CreateAsync("report", new ScheduleDefinition { Name = "fenced", Cron = "*/2 * * * * ?" });
+        await using var connection = new NpgsqlConnection(database.Options.ConnectionString);
+        await connection.OpenAsync();
+
+        // What the peer's recovery does to the replica it fails out: deletes its reservation of the fire
+        // it took (about a second ahead of its time), and the trigger becomes the peer's to fire.
+        DateTimeOffset? taken = null;
+        while (taken is null)
+        {
+            await using var recover = new NpgsqlCommand(
+                "DELETE FROM qrtz_fired_triggers WHERE trigger_name = 'report/fenced' AND state = 'ACQUIRED' RETURNING sched_time", connection);
+            taken = await recover.ExecuteScalarAsync() is long ticks ? new DateTimeOffset(ticks, TimeSpan.Zero) : null;
+            await Task.Delay(taken is null ? 10 : 0);
+        }
+        var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(10);
+        while (!log.Events.Any(e => e.Id.Id == 5011) && DateTimeOffset.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        var dropped = Assert.Single(log.Events, e => e.Id.Id == 5011);
+        Assert.Contains($"report/fenced fire for {taken.Value:O} not started on this replica", dropped.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(await replica.RunsAsync("report/fenced"), r => r.FireTime == taken);
+        Assert.Equal(("ACQUIRED", taken.Value), await database.StoredTriggerAsync("report/fenced"));
     }
 }

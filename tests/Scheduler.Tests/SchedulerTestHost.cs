@@ -4,6 +4,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 using Pipelines.Core.Definitions;
 using Pipelines.Core.Hosting;
 using Pipelines.Core.Persistence;
@@ -41,6 +42,18 @@ public sealed class ScratchDatabase : IAsyncLifetime
         {
             await _database.DisposeAsync();
         }
+    }
+
+    /// <summary>A schedule's cron trigger as Quartz stored it: its state and next fire time, which Quartz's API adjusts on the way out.</summary>
+    public async Task<(string State, DateTimeOffset NextFireTime)> StoredTriggerAsync(string schedule)
+    {
+        await using var connection = new NpgsqlConnection(_database!.ConnectionString);
+        await connection.OpenAsync();
+        await using var read = new NpgsqlCommand("SELECT trigger_state, next_fire_time FROM qrtz_triggers WHERE trigger_group = 'pipelines' AND trigger_name = @schedule", connection);
+        read.Parameters.AddWithValue("schedule", schedule);
+        await using var row = await read.ExecuteReaderAsync();
+        Assert.True(await row.ReadAsync(), $"no trigger stored for {schedule}");
+        return (row.GetString(0), new DateTimeOffset(row.GetInt64(1), TimeSpan.Zero));
     }
 }
 

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
 using Pipelines.Api.Http;
 using Pipelines.Api.Mapping;
 using Pipelines.Api.Security;
@@ -20,7 +21,7 @@ public static class ScheduleEndpoints
     {
         var group = routes.MapGroup("/schedules").WithTags("Schedules");
         group.MapGet("/", ListAsync).Describe(ApiScopes.RunsRead, "ListSchedules",
-            "List schedules (of one pipeline, or all) with their next fire times.", 400);
+            "List schedules (of one pipeline, or all) with their next fire times, ordered by pipeline and name; page with cursor.", 400);
         group.MapPost("/", CreateAsync).Describe(ApiScopes.SchedulesWrite, "CreateSchedule",
             "Create a schedule; it fires on the running schedulers without a restart.", 400, 409, 422);
         var one = group.MapGroup("/{pipeline}/{name}");
@@ -37,10 +38,16 @@ public static class ScheduleEndpoints
         return group;
     }
 
-    private static async Task<Ok<ScheduleList>> ListAsync(string? pipeline, int? next, ScheduleService schedules, CancellationToken cancellationToken)
+    private static async Task<Ok<ScheduleList>> ListAsync(
+        string? pipeline, int? next, int? limit, string? cursor, ScheduleService schedules, IOptions<ApiOptions> options, CancellationToken cancellationToken)
     {
-        var listed = await schedules.ListAsync(pipeline, NextFireTimes(next, 1), cancellationToken);
-        return TypedResults.Ok(new ScheduleList([.. listed.Select(s => s.ToSchedule())]));
+        var size = limit ?? options.Value.DefaultPageSize;
+        if (size < 1 || size > options.Value.MaxPageSize)
+        {
+            throw ApiProblems.Invalid("limit", $"must be between 1 and {options.Value.MaxPageSize}");
+        }
+        var page = await schedules.ListAsync(pipeline, size, string.IsNullOrEmpty(cursor) ? null : cursor, NextFireTimes(next, 1), cancellationToken);
+        return TypedResults.Ok(new ScheduleList([.. page.Schedules.Select(s => s.ToSchedule())], page.NextCursor));
     }
 
     private static async Task<Created<Schedule>> CreateAsync(ScheduleSpec request, ScheduleService schedules, CancellationToken cancellationToken)

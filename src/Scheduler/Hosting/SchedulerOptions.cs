@@ -16,8 +16,10 @@ public sealed class SchedulerOptions
 
     /// <summary>
     /// How late a fire may be before it counts as missed and the schedule's misfire policy decides
-    /// (fire once now, or skip). Default 10 s: a fire delayed by load still runs; one that fell while
-    /// every scheduler was down is a misfire.
+    /// (fire once now, or skip). Default 10 s: a fire delayed by load, or by a replica failing over
+    /// (at most 2 × <see cref="ClusterCheckinInterval"/> + <see cref="ClusterCheckinMisfireThreshold"/>,
+    /// 6 s by default), still runs late; one that fell while every scheduler was down is a misfire.
+    /// Keep it above that failover time, or a failover collapses the fires it delayed into one.
     /// </summary>
     public TimeSpan MisfireThreshold { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -34,8 +36,19 @@ public sealed class SchedulerOptions
     /// <summary>Most fires one schedule may hold back with <c>overlap: queue</c>; later ones are dropped and logged. Default 100.</summary>
     public int MaxQueuedFires { get; set; } = 100;
 
-    /// <summary>How often a replica records in the database that it is alive; a replica silent for longer (plus Quartz's margin) has its fires taken over. Default 5 s.</summary>
-    public TimeSpan ClusterCheckinInterval { get; set; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// How often a replica records in the database that it is alive (one small update). Default 1 s, so
+    /// that a dead replica's fires are taken over in a few seconds (<see cref="ClusterCheckinMisfireThreshold"/>).
+    /// </summary>
+    public TimeSpan ClusterCheckinInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How long past a missed check-in the other replicas wait before they fail a replica out and take
+    /// its fires over. Default 4 s: longer than a pause a busy replica should ever take, and short enough
+    /// that the fires it held run a few seconds late, well inside <see cref="MisfireThreshold"/>. A
+    /// replica failed out while it was only slow drops the fires it held; the others fire them.
+    /// </summary>
+    public TimeSpan ClusterCheckinMisfireThreshold { get; set; } = TimeSpan.FromSeconds(4);
 
     /// <summary>
     /// The cluster's name in the job store: replicas with the same name share the schedules and fire
@@ -67,6 +80,7 @@ internal sealed class SchedulerOptionsValidator : IValidateOptions<SchedulerOpti
         Require(options.QueueCheckInterval >= TimeSpan.FromMilliseconds(100), nameof(options.QueueCheckInterval), options.QueueCheckInterval, "it must be at least 00:00:00.1");
         Require(options.MaxQueuedFires >= 1, nameof(options.MaxQueuedFires), options.MaxQueuedFires, "it must be at least 1");
         Require(options.ClusterCheckinInterval >= TimeSpan.FromSeconds(1), nameof(options.ClusterCheckinInterval), options.ClusterCheckinInterval, "it must be at least 00:00:01");
+        Require(options.ClusterCheckinMisfireThreshold >= TimeSpan.FromSeconds(1), nameof(options.ClusterCheckinMisfireThreshold), options.ClusterCheckinMisfireThreshold, "it must be at least 00:00:01");
         Require(!string.IsNullOrWhiteSpace(options.InstanceName), nameof(options.InstanceName), $"'{options.InstanceName}'", "it must name the cluster");
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

@@ -68,6 +68,8 @@ public static class SchedulerServiceCollectionExtensions
             {
                 if (database.Provider == RunStoreProvider.PostgreSql)
                 {
+                    // Before UsePostgres: Quartz 4.7.3 silently keeps its own delegate when this comes after.
+                    store.UseDriverDelegate(provider => new FencedPostgreSqlDelegate(provider.GetRequiredService<StaleFires>()));
                     store.UsePostgres(database.EffectiveConnectionString);
                     store.UseClustering();
                 }
@@ -84,7 +86,9 @@ public static class SchedulerServiceCollectionExtensions
                 });
             });
             quartz.AddTriggerListener<MisfireLogger>();
+            quartz.AddTriggerListener<StaleFireVeto>();
         });
+        services.TryAddSingleton<StaleFires>();
         // Our settings reach Quartz through its options, so that Pipelines:Scheduler is the one place to set them.
         services.AddOptions<QuartzSchedulerOptions>().Configure<IOptions<SchedulerOptions>>((quartz, ours) =>
         {
@@ -94,7 +98,11 @@ public static class SchedulerServiceCollectionExtensions
         });
         services.AddOptions<AdoJobStoreOptions>().Configure<IOptions<SchedulerOptions>>((store, ours) => store.MisfireThreshold = ours.Value.MisfireThreshold);
         services.AddOptions<ThreadPoolOptions>().Configure<IOptions<SchedulerOptions>>((pool, ours) => pool.MaxConcurrency = ours.Value.MaxConcurrentFires);
-        services.AddOptions<ClusteringOptions>().Configure<IOptions<SchedulerOptions>>((cluster, ours) => cluster.CheckinInterval = ours.Value.ClusterCheckinInterval);
+        services.AddOptions<ClusteringOptions>().Configure<IOptions<SchedulerOptions>>((cluster, ours) =>
+        {
+            cluster.CheckinInterval = ours.Value.ClusterCheckinInterval;
+            cluster.CheckinMisfireThreshold = ours.Value.ClusterCheckinMisfireThreshold;
+        });
     }
 
     private sealed class SchedulerRoleMarker;

@@ -31,5 +31,8 @@ public sealed record ScheduleDescription(
     DateTimeOffset? PreviousFireTime,
     int QueuedFires);
 
+/// <summary>One page of schedules, ordered by pipeline and name; <see cref="NextCursor"/> is null on the last page.</summary>
+public sealed record SchedulePage(IReadOnlyList<ScheduleDescription> Schedules, string? NextCursor);
+
 /// <summary>What a reload of the definition file's schedules did.</summary>
 public sealed record FileSyncResult(int Created, int Updated, int Unchanged, int Removed, int KeptFromApi);

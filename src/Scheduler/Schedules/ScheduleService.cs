@@ -1,6 +1,9 @@
+using System.Buffers.Text;
+using System.Text;
 using Microsoft.Extensions.Logging;
 using Pipelines.Core.Definitions;
 using Pipelines.Core.Planning;
+using Pipelines.Core.Runs;
 using Quartz;
 
 namespace Pipelines.Scheduler.Schedules;
@@ -133,45 +136,64 @@ public sealed class ScheduleService(
         return Describe(key, job, firing, queued.Items.Count, nextFireTimes);
     }
 
-    /// <summary>Every schedule, or those of <paramref name="pipeline"/>, ordered by pipeline and name.</summary>
-    public async Task<IReadOnlyList<ScheduleDescription>> ListAsync(string? pipeline = null, int nextFireTimes = 1, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// One page of the schedules (of <paramref name="pipeline"/>, or all), ordered by pipeline and name;
+    /// pass <see cref="SchedulePage.NextCursor"/> back as <paramref name="cursor"/> for the next page.
+    /// Paging is by the last key listed, so schedules created or deleted meanwhile never shift a page.
+    /// </summary>
+    /// <exception cref="InvalidCursorException">The cursor is not one a previous page returned.</exception>
+    public async Task<SchedulePage> ListAsync(string? pipeline, int limit, string? cursor = null, int nextFireTimes = 1, CancellationToken cancellationToken = default)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        var after = cursor is null ? (ScheduleKey?)null : DecodeCursor(cursor);
         var scheduler = await schedulers.GetScheduler(cancellationToken);
+        // Keys and trigger headers are a short row per schedule, read in one query each (offset pages
+        // would rescan the rows before each page); the costly part, each job's data and its fire times,
+        // is paid for the page only.
+        var jobKeys = await scheduler.QueryJobs(new JobQuery
+        {
+            Group = GroupMatcher<JobKey>.GroupEquals(ScheduleKey.Group),
+            Name = pipeline is null ? null : NameMatcher<JobKey>.NameStartsWith(pipeline + "/"),
+            Take = PagedQuery.All,
+        }, cancellationToken);
+        var keys = jobKeys.Items.Select(j => ScheduleKey.FromJobKey(j.Key))
+            .Where(k => after is not { } last || Compare(k, last) > 0)
+            .Order(Comparer<ScheduleKey>.Create(Compare))
+            .Take(limit + 1)
+            .ToList();
+        var page = keys.Count > limit ? keys[..limit] : keys;
+        if (page.Count == 0)
+        {
+            return new SchedulePage([], null);
+        }
         var queued = (await AllPagesAsync(async skip => await scheduler.QueryTriggers(
                 new TriggerQuery { Group = GroupMatcher<TriggerKey>.GroupEquals(ScheduleTriggers.QueuedGroup), Skip = skip, Take = PageSize }, cancellationToken)))
             .CountBy(t => t.JobKey)
             .ToDictionary();
         // Trigger headers carry state and fire times without loading each trigger, which costs a
         // few queries apiece; later fire times come from the stored definition, as Quartz computes them.
-        var headers = (await AllPagesAsync(async skip => await scheduler.QueryTriggers(new TriggerQuery
+        var headers = (await scheduler.QueryTriggers(new TriggerQuery
             {
                 Group = GroupMatcher<TriggerKey>.GroupEquals(ScheduleKey.Group),
                 Name = pipeline is null ? null : NameMatcher<TriggerKey>.NameStartsWith(pipeline + "/"),
-                Skip = skip,
-                Take = PageSize,
-            }, cancellationToken)))
+                Take = PagedQuery.All,
+            }, cancellationToken)).Items
             .ToDictionary(t => t.JobKey);
-        var jobKeys = await AllPagesAsync(async skip => await scheduler.QueryJobs(new JobQuery
-            {
-                Group = GroupMatcher<JobKey>.GroupEquals(ScheduleKey.Group),
-                Name = pipeline is null ? null : NameMatcher<JobKey>.NameStartsWith(pipeline + "/"),
-                Skip = skip,
-                Take = PageSize,
-            }, cancellationToken));
-        var descriptions = new List<ScheduleDescription>(jobKeys.Count);
-        foreach (var chunk in jobKeys.Select(j => j.Key).Chunk(PageSize))
+        var jobs = (await scheduler.GetJobDetails([.. page.Select(k => k.JobKey)], cancellationToken)).ToDictionary(j => j.Key);
+        var descriptions = new List<ScheduleDescription>(page.Count);
+        foreach (var key in page)
         {
-            foreach (var job in await scheduler.GetJobDetails(chunk, cancellationToken))
+            if (!jobs.TryGetValue(key.JobKey, out var job))
             {
-                var key = ScheduleKey.FromJobKey(job.Key);
-                var firing = headers.TryGetValue(job.Key, out var header)
-                    && ScheduleTriggers.CronTrigger(key, StoredSchedule.FromJobData(job.JobDataMap), clock) is { } schedule
-                    ? new TriggerView(header.State, header.NextFireTimeUtc, header.PreviousFireTimeUtc, schedule)
-                    : null;
-                descriptions.Add(Describe(key, job, firing, queued.GetValueOrDefault(job.Key), nextFireTimes));
+                continue; // deleted since the keys were read
             }
+            var firing = headers.TryGetValue(job.Key, out var header)
+                && ScheduleTriggers.CronTrigger(key, StoredSchedule.FromJobData(job.JobDataMap), clock) is { } schedule
+                ? new TriggerView(header.State, header.NextFireTimeUtc, header.PreviousFireTimeUtc, schedule)
+                : null;
+            descriptions.Add(Describe(key, job, firing, queued.GetValueOrDefault(job.Key), nextFireTimes));
         }
-        return [.. descriptions.OrderBy(d => d.Key.Pipeline, StringComparer.Ordinal).ThenBy(d => d.Key.Name, StringComparer.Ordinal)];
+        return new SchedulePage(descriptions, keys.Count > limit ? EncodeCursor(page[^1]) : null);
     }
 
     /// <summary>
@@ -301,6 +323,31 @@ public sealed class ScheduleService(
             }
         }
         return stored;
+    }
+
+    private static int Compare(ScheduleKey a, ScheduleKey b)
+    {
+        var pipeline = string.CompareOrdinal(a.Pipeline, b.Pipeline);
+        return pipeline != 0 ? pipeline : string.CompareOrdinal(a.Name, b.Name);
+    }
+
+    private static string EncodeCursor(ScheduleKey last) => Base64Url.EncodeToString(Encoding.UTF8.GetBytes(last.ToString()));
+
+    private static ScheduleKey DecodeCursor(string cursor)
+    {
+        try
+        {
+            var text = Encoding.UTF8.GetString(Base64Url.DecodeFromChars(cursor));
+            var slash = text.IndexOf('/', StringComparison.Ordinal);
+            if (slash > 0 && slash < text.Length - 1)
+            {
+                return new ScheduleKey(text[..slash], text[(slash + 1)..]);
+            }
+        }
+        catch (FormatException)
+        {
+        }
+        throw new InvalidCursorException("the cursor is not one a previous page of schedules returned; start again without it");
     }
 
     /// <summary>Every item of a paged Quartz listing, <see cref="PageSize"/> at a time.</summary>

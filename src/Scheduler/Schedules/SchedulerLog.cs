@@ -35,6 +35,9 @@ internal static partial class SchedulerLog
     [LoggerMessage(5010, LogLevel.Error, "Schedule {Schedule} fire for {FireTime:O} failed to store its run; Quartz retries the fire")]
     public static partial void FireFailed(this ILogger logger, ScheduleKey schedule, DateTimeOffset fireTime, Exception exception);
 
+    [LoggerMessage(5011, LogLevel.Warning, "Schedule {Schedule} fire for {FireTime:O} not started on this replica: another replica took this one's fires over while it was unresponsive, and fires it there")]
+    public static partial void StaleFireDropped(this ILogger logger, ScheduleKey schedule, DateTimeOffset fireTime);
+
     [LoggerMessage(5020, LogLevel.Information, "Schedules from the definition file: {Created} created, {Updated} updated, {Unchanged} unchanged, {Removed} removed; {KeptFromApi} left as changed through the API")]
     public static partial void FileSynced(this ILogger logger, int created, int updated, int unchanged, int removed, int keptFromApi);
 

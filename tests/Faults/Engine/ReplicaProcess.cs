@@ -11,7 +11,11 @@ internal sealed record SchedulerEvent(string Replica, int Id, string Schedule, D
 /// <summary>The harness's handle on a scheduler replica process: start, SIGKILL, SIGSTOP/SIGCONT, and the events it printed.</summary>
 internal sealed class ReplicaProcess : IDisposable
 {
+    /// <summary>What the replica prints once its scheduler has started.</summary>
+    public const string ReadyLine = "READY";
+
     private static readonly Lock OutputGate = new();
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Process _process;
     private readonly StreamWriter _output;
     private readonly ConcurrentQueue<SchedulerEvent> _events;
@@ -29,6 +33,9 @@ internal sealed class ReplicaProcess : IDisposable
     public int ProcessId => _process.Id;
 
     public bool HasExited => _process.HasExited;
+
+    /// <summary>Completes when the replica's scheduler has started: on a busy machine that can be many seconds after the process.</summary>
+    public Task Ready => _ready.Task;
 
     public static ReplicaProcess Start(string name, IReadOnlyDictionary<string, string> environment, string folder, ConcurrentQueue<SchedulerEvent> events)
     {
@@ -76,6 +83,11 @@ internal sealed class ReplicaProcess : IDisposable
         lock (OutputGate)
         {
             _output.WriteLine(line);
+        }
+        if (line == ReadyLine)
+        {
+            _ready.TrySetResult();
+            return;
         }
         var parts = line.Split(' ');
         if (parts is ["EVENT", var id, var schedule, var time, ..] && DateTimeOffset.TryParse(time, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))

@@ -1,9 +1,11 @@
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Pipelines.Core.Hosting;
 using Pipelines.Scheduler.Hosting;
+using Quartz;
 
 namespace Pipelines.Faults.Engine;
 
@@ -11,7 +13,8 @@ namespace Pipelines.Faults.Engine;
 /// The child process of the scheduler rows (<c>pipelines-faults scheduler-replica</c>): one replica of
 /// the scheduler role, configured like any Pipelines process from <c>Pipelines__*</c> variables, until
 /// it is killed. It prints each scheduler event (ids 5000-5099) as
-/// <c>EVENT ID SCHEDULE TIME RUN</c> for the harness to read; other warnings as <c>LOG ...</c>.
+/// <c>EVENT ID SCHEDULE TIME RUN</c> for the harness to read; other warnings as <c>LOG ...</c>; and
+/// <c>READY</c> once its scheduler has started.
 /// </summary>
 internal static class SchedulerReplica
 {
@@ -25,7 +28,15 @@ internal static class SchedulerReplica
             .AddProvider(new EventLines());
         builder.Services.AddPipelines(builder.Configuration).AddPipelinesScheduler();
         using var host = builder.Build();
-        await host.RunAsync();
+        await host.StartAsync();
+        // Quartz's hosted service may start the scheduler after the host reports started.
+        var scheduler = await host.Services.GetRequiredService<ISchedulerFactory>().GetScheduler();
+        while (scheduler.Status != SchedulerStatus.Running)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(100));
+        }
+        EventLines.Write(ReplicaProcess.ReadyLine);
+        await host.WaitForShutdownAsync();
         return 0;
     }
 
@@ -34,6 +45,15 @@ internal static class SchedulerReplica
         private static readonly Lock Gate = new();
 
         public ILogger CreateLogger(string categoryName) => new Logger(categoryName);
+
+        public static void Write(string line)
+        {
+            lock (Gate)
+            {
+                Console.Out.WriteLine(line);
+                Console.Out.Flush();
+            }
+        }
 
         public void Dispose()
         {
@@ -67,11 +87,7 @@ internal static class SchedulerReplica
                 {
                     return;
                 }
-                lock (Gate)
-                {
-                    Console.Out.WriteLine(line);
-                    Console.Out.Flush();
-                }
+                Write(line);
             }
         }
     }

@@ -48,10 +48,16 @@ internal sealed class SchedulerReplicas : IRow
             killed.Kill();
             log.Add($"+{(DateTimeOffset.UtcNow - start).TotalSeconds:0}s SIGKILL {killed.Name}");
             await Task.Delay(restartAfter, cancellationToken);
+            var restarted = DateTimeOffset.UtcNow;
             replicas[victim] = SchedulerRows.StartReplica(deployment, killed.Name, events);
             all.Add(replicas[victim]);
-            log.Add($"+{(DateTimeOffset.UtcNow - start).TotalSeconds:0}s restarted {killed.Name}");
-            await Task.Delay(every / 2 - restartAfter - SchedulerRows.Lead, cancellationToken);
+            // The pause must leave one replica firing: pausing the other while this one is still starting
+            // (on a busy machine that took 50 s) stops every scheduler, which is the misfire policy's case
+            // (row 5), not a failover.
+            await replicas[victim].Ready.WaitAsync(TimeSpan.FromMinutes(3), cancellationToken);
+            log.Add($"+{(restarted - start).TotalSeconds:0}s restarted {killed.Name} (its scheduler started {RowResult.Seconds(DateTimeOffset.UtcNow - restarted)} later)");
+            var untilPause = every / 2 - restartAfter - SchedulerRows.Lead - (DateTimeOffset.UtcNow - restarted);
+            await Task.Delay(untilPause > TimeSpan.Zero ? untilPause : TimeSpan.Zero, cancellationToken);
             await SchedulerRows.BeforeNextFireAsync(cancellationToken);
             var paused = replicas[1 - victim];
             await paused.PauseAsync();
@@ -82,7 +88,7 @@ internal sealed class SchedulerReplicas : IRow
             Runs = runs,
             Recovery = $"fire lateness p99 {RowResult.Seconds(audit.LatenessAt(0.99))}, max {RowResult.Seconds(audit.LatenessAt(1))}",
             Schedule = string.Create(CultureInfo.InvariantCulture,
-                $"20 schedules `*/5 * * * * ?` (misfire `fire_once`, threshold 10 s, check-in 5 s) on 2 scheduler replica processes for {duration.TotalMinutes:0.#} min; each {every.TotalSeconds:0} s one replica SIGKILLed {SchedulerRows.Lead.TotalMilliseconds:0} ms before a fire time and restarted {restartAfter.TotalSeconds:0} s later, then the other SIGSTOPped for {pause.TotalSeconds:0} s, also just before a fire time; runs of `tick` on 1 worker; observed {from:HH:mm:ss}-{to:HH:mm:ss} UTC; drained in {RowResult.Seconds(drained)}."),
+                $"20 schedules `*/5 * * * * ?` (misfire `fire_once`, threshold 10 s; check-in every 1 s, failed out 4 s overdue) on 2 scheduler replica processes for {duration.TotalMinutes:0.#} min; each {every.TotalSeconds:0} s one replica SIGKILLed {SchedulerRows.Lead.TotalMilliseconds:0} ms before a fire time and restarted {restartAfter.TotalSeconds:0} s later, then, once its scheduler had started, the other SIGSTOPped for {pause.TotalSeconds:0} s, also just before a fire time; runs of `tick` on 1 worker; observed {from:HH:mm:ss}-{to:HH:mm:ss} UTC; drained in {RowResult.Seconds(drained)}."),
             Notes =
             [
                 DatabaseRestart.Fires(audit),
