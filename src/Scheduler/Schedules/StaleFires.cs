@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Quartz;
 using Quartz.Impl.AdoJobStore;
@@ -38,12 +37,12 @@ internal sealed class StaleFires
 /// </remarks>
 internal sealed class FencedPostgreSqlDelegate(StaleFires stale) : PostgreSQLDelegate
 {
-    /// <summary>Row-locks this replica's reservations until the firing transaction ends, so a peer cannot fail them out between this check and the fire.</summary>
+    /// <summary>
+    /// Row-locks this fire's reservation until the firing transaction ends, so a peer cannot fail it out
+    /// between this check and the fire. One primary-key lookup per fire.
+    /// </summary>
     private const string LockHeldSql =
-        "SELECT ENTRY_ID FROM {0}FIRED_TRIGGERS WHERE SCHED_NAME = @schedulerName AND INSTANCE_NAME = @instanceName AND STATE = @state FOR UPDATE";
-
-    /// <summary>This replica's reservations, read and locked once per firing transaction.</summary>
-    private readonly ConditionalWeakTable<ConnectionAndTransactionHolder, HashSet<string>> _held = [];
+        "SELECT 1 FROM {0}FIRED_TRIGGERS WHERE SCHED_NAME = @schedulerName AND ENTRY_ID = @entryId AND INSTANCE_NAME = @instanceName AND STATE = @state FOR UPDATE";
 
     private string _instanceId = "";
 
@@ -62,7 +61,7 @@ internal sealed class FencedPostgreSqlDelegate(StaleFires stale) : PostgreSQLDel
         ArgumentNullException.ThrowIfNull(update);
         // A fire made as it is acquired is claimed in this very transaction: nobody can hold it but us.
         if (!update.FiredOnAcquire && update.Trigger.FireInstanceId is { } fireInstanceId
-            && !(await HeldAsync(conn, cancellationToken)).Contains(fireInstanceId))
+            && !await HoldsAsync(conn, fireInstanceId, cancellationToken))
         {
             stale.Add(fireInstanceId);
             return;
@@ -70,26 +69,14 @@ internal sealed class FencedPostgreSqlDelegate(StaleFires stale) : PostgreSQLDel
         await base.ApplyTriggerFired(conn, update, cancellationToken);
     }
 
-    private async ValueTask<HashSet<string>> HeldAsync(ConnectionAndTransactionHolder conn, CancellationToken cancellationToken)
+    private async ValueTask<bool> HoldsAsync(ConnectionAndTransactionHolder conn, string fireInstanceId, CancellationToken cancellationToken)
     {
-        if (_held.TryGetValue(conn, out var held))
-        {
-            return held;
-        }
         await using var command = PrepareCommand(conn, ReplaceTablePrefix(LockHeldSql));
         AddCommandParameter(command, "schedulerName", SchedulerName);
+        AddCommandParameter(command, "entryId", fireInstanceId);
         AddCommandParameter(command, "instanceName", _instanceId);
         AddCommandParameter(command, "state", "ACQUIRED");
-        held = new HashSet<string>(StringComparer.Ordinal);
-        await using (var rows = await command.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await rows.ReadAsync(cancellationToken))
-            {
-                held.Add(rows.GetString(0));
-            }
-        }
-        _held.AddOrUpdate(conn, held);
-        return held;
+        return await command.ExecuteScalarAsync(cancellationToken) is not null;
     }
 }
 
