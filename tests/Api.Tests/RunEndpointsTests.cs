@@ -80,6 +80,14 @@ public sealed class RunEndpointsTests(ApiFactory factory) : IClassFixture<ApiFac
     }
 
     [Fact]
+    public async Task An_idempotency_key_of_the_schedulers_form_is_refused_naming_the_header()
+    {
+        var response = await _http.PostJsonAsync("/api/v1/runs", new { pipeline = "echo", payload = new { name = "a" } }, "schedule:echo/nightly:2026-12-02T03:00:00.0000000Z");
+
+        await response.AssertProblemAsync(HttpStatusCode.BadRequest, "Idempotency-Key");
+    }
+
+    [Fact]
     public async Task Runs_are_listed_newest_first_filtered_and_paged_by_cursor_without_gaps_or_repeats()
     {
         var since = DateTimeOffset.UtcNow.AddMilliseconds(-1);

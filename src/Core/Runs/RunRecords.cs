@@ -8,6 +8,12 @@ public static class RunTriggers
     public const string Schedule = "schedule";
     public const string Retry = "retry";
     public const string Bus = "bus";
+
+    /// <summary>
+    /// Idempotency keys of scheduled runs start with this (<c>schedule:pipeline/name:fire-time</c>);
+    /// the API refuses it from callers, so that no one else can take or find a scheduled run's key.
+    /// </summary>
+    public const string ScheduleKeyPrefix = "schedule:";
 }
 
 /// <summary>One execution of a pipeline, as stored in the run store.</summary>

@@ -1,3 +1,4 @@
+using Pipelines.Core.Runs;
 using Quartz;
 
 namespace Pipelines.Scheduler.Schedules;
@@ -14,7 +15,7 @@ public readonly record struct ScheduleKey(string Pipeline, string Name)
     public override string ToString() => $"{Pipeline}/{Name}";
 
     /// <summary>The run's idempotency key for the fire at <paramref name="fireTime"/>: one run per schedule and fire time, whichever replica fires.</summary>
-    public string IdempotencyKeyFor(DateTimeOffset fireTime) => $"schedule:{this}:{fireTime.UtcDateTime:O}";
+    public string IdempotencyKeyFor(DateTimeOffset fireTime) => $"{RunTriggers.ScheduleKeyPrefix}{this}:{fireTime.UtcDateTime:O}";
 
     internal JobKey JobKey => new(ToString(), Group);
 
