@@ -38,6 +38,15 @@ public sealed class SecurityTests(ApiFactory factory) : IClassFixture<ApiFactory
     }
 
     [Theory]
+    [InlineData("/api/v1/secret-admin?follow=%00")]
+    [InlineData("/api/v1/runs/1f8d680c-5939-b8d7-af7c-111de10a07ab/steps/second/attempts/%7B%7D/log?follow=%00")]
+    public async Task A_path_no_endpoint_has_answers_404_whatever_its_query_holds(string path)
+    {
+        await (await factory.Http().GetAsync(path)).AssertProblemAsync(HttpStatusCode.NotFound, "path");
+        await (await factory.Http(TestKeys.Writer).GetAsync(path)).AssertProblemAsync(HttpStatusCode.NotFound, "path");
+    }
+
+    [Theory]
     [InlineData(TestKeys.Reader, "POST", "/api/v1/runs", "runs:write")]
     [InlineData(TestKeys.Reader, "POST", "/api/v1/schedules", "schedules:write")]
     [InlineData(TestKeys.Writer, "GET", "/api/v1/runs", "runs:read")]
