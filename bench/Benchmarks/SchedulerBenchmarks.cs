@@ -67,8 +67,10 @@ internal sealed class SchedulerBenchmarks : IBenchmarkGroup
             var schedules = api.Services.GetRequiredService<ScheduleService>();
             var store = api.Services.GetRequiredService<RunStore>();
             Seed(schedules);
-            MeasureLateness(store);
+            MeasureLateness(store, everyMinutes: 1);
             MeasureChangeToLive(schedules, store);
+            Reschedule(schedules);
+            MeasureLateness(store, everyMinutes: 5);
 
             var created = 0;
             yield return new Benchmark("create schedule (API)", $"{ActiveSchedules:N0} active", 20,
@@ -114,7 +116,20 @@ internal sealed class SchedulerBenchmarks : IBenchmarkGroup
         Console.Error.WriteLine($"scheduler: created {ActiveSchedules:N0} schedules in {BenchmarkRunner.Time(Stopwatch.GetElapsedTime(started))}");
     }
 
-    private static void MeasureLateness(RunStore store)
+    /// <summary>
+    /// The same schedules, each once every 5 minutes instead, spread evenly over the seconds of those 5
+    /// minutes: about 33 fires a second, from the same 10,000 triggers in the store.
+    /// </summary>
+    private static void Reschedule(ScheduleService schedules)
+    {
+        var started = Stopwatch.GetTimestamp();
+        Parallel.For(0, ActiveSchedules, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+            schedules.UpdateAsync(new ScheduleKey("report", $"active-{i}"), new ScheduleDefinition { Name = $"active-{i}", Cron = $"{i % 60} {i / 60 % 5}/5 * * * ?" })
+                .GetAwaiter().GetResult());
+        Console.Error.WriteLine($"scheduler: changed {ActiveSchedules:N0} schedules to every 5 minutes in {BenchmarkRunner.Time(Stopwatch.GetElapsedTime(started))}");
+    }
+
+    private static void MeasureLateness(RunStore store, int everyMinutes)
     {
         var from = DateTimeOffset.UtcNow;
         Thread.Sleep(LatenessWindow);
@@ -128,9 +143,10 @@ internal sealed class SchedulerBenchmarks : IBenchmarkGroup
             .Order()
             .ToList();
         Require(lateness.Count > 0, "schedules fired during the window");
-        var expected = (int)(LatenessWindow.TotalSeconds * ActiveSchedules / 60);
+        var expected = (int)(LatenessWindow.TotalSeconds * ActiveSchedules / (60 * everyMinutes));
+        var schedulesFire = everyMinutes == 1 ? "each every minute" : $"each every {everyMinutes} minutes";
         Console.Error.WriteLine(
-            $"scheduler: fire lateness at {ActiveSchedules:N0} schedules over {LatenessWindow.TotalSeconds:0} s: {lateness.Count:N0} fires (about {expected:N0} due), " +
+            $"scheduler: fire lateness at {ActiveSchedules:N0} schedules, {schedulesFire}, over {LatenessWindow.TotalSeconds:0} s: {lateness.Count:N0} fires (about {expected:N0} due), " +
             $"p50 {BenchmarkRunner.Time(Percentile(lateness, 0.50))}, p99 {BenchmarkRunner.Time(Percentile(lateness, 0.99))}, max {BenchmarkRunner.Time(lateness[^1])}");
     }
 

@@ -103,6 +103,8 @@ public sealed class RunStore : IDisposable
             try
             {
                 await using var context = CreateContext();
+                // A failed unit is retried whole, in a new transaction: no savepoint (two round trips) per save.
+                context.Database.AutoSavepointsEnabled = false;
                 await using IDbContextTransaction transaction = await context.Database.BeginTransactionAsync(cancellationToken);
                 var result = await work(context);
                 await context.SaveChangesAsync(cancellationToken);
