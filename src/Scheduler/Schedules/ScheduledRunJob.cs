@@ -7,6 +7,7 @@ using Pipelines.Core.Planning;
 using Pipelines.Core.Runs;
 using Pipelines.Scheduler.Hosting;
 using Quartz;
+using MisfirePolicy = Pipelines.Core.Definitions.MisfirePolicy;
 using OverlapPolicy = Pipelines.Core.Definitions.OverlapPolicy;
 
 namespace Pipelines.Scheduler.Schedules;
@@ -31,7 +32,7 @@ internal sealed class ScheduledRunJob(
         var key = ScheduleKey.FromJobKey(context.JobDetail.Key);
         var schedule = StoredSchedule.FromJobData(context.JobDetail.JobDataMap);
         var queuedFireTime = ScheduleTriggers.QueuedFireTimeOf(context.Trigger);
-        var fireTime = queuedFireTime ?? context.ScheduledFireTimeUtc ?? context.FireTimeUtc;
+        var fireTime = queuedFireTime ?? DueTimeOf(context, schedule);
 
         if (schedule.Overlap == OverlapPolicy.Skip && await UnfinishedRunBeforeAsync(key, fireTime, cancellationToken) is { } running)
         {
@@ -53,6 +54,16 @@ internal sealed class ScheduledRunJob(
             await context.Scheduler.UnscheduleJob(context.Trigger.Key, cancellationToken);
         }
     }
+
+    /// <summary>
+    /// The time this fire was due. Quartz reports the first fire after a misfire under the time of the
+    /// fire that was missed: that is the one run <c>fire_once</c> makes for it; after a skip, the fire
+    /// is the schedule's next time in its own right, which the trigger now holds as its previous fire.
+    /// </summary>
+    private static DateTimeOffset DueTimeOf(IJobExecutionContext context, StoredSchedule schedule) =>
+        schedule.Misfire == MisfirePolicy.Skip && context.Trigger.PreviousFireTimeUtc is { } due
+            ? due
+            : context.ScheduledFireTimeUtc ?? context.FireTimeUtc;
 
     /// <summary>Starts the fire's run, or logs why it never will (the pipeline or its parameters changed); throws when it may on a retry.</summary>
     private async Task LaunchAsync(ScheduleKey key, StoredSchedule schedule, DateTimeOffset fireTime, CancellationToken cancellationToken)
