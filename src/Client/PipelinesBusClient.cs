@@ -25,9 +25,11 @@ public sealed class PipelinesBusClient(IPublishEndpoint bus, PipelineCatalog? ca
     /// </summary>
     /// <exception cref="UnknownPipelineException">The catalog has no such pipeline.</exception>
     /// <exception cref="InvalidRunInputException">The payload does not fit the pipeline's parameters.</exception>
+    /// <exception cref="ReservedIdempotencyKeyException">The key starts with <c>schedule:</c>, the scheduler's form.</exception>
     public async Task<Guid> StartRunAsync(string pipeline, object? payload = null, string? idempotencyKey = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
+        RunLauncher.RequireOwnKey(idempotencyKey);
         var json = Payloads.ToObject(payload);
         if (catalog is not null)
         {

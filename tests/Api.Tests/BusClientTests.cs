@@ -43,6 +43,13 @@ public sealed class BusClientTests(ApiFactory factory) : IClassFixture<ApiFactor
     }
 
     [Fact]
+    public async Task A_key_in_the_schedulers_form_is_refused_before_anything_is_published()
+    {
+        await Assert.ThrowsAsync<ReservedIdempotencyKeyException>(() =>
+            Bus().StartRunAsync("echo", new { name = "x" }, "schedule:echo/nightly:2026-12-02T03:00:00.0000000Z"));
+    }
+
+    [Fact]
     public async Task A_key_names_the_same_run_whether_it_is_started_over_http_or_on_the_bus_in_either_order_or_at_once()
     {
         var client = factory.Client();

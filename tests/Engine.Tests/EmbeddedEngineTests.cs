@@ -320,6 +320,26 @@ public sealed class EmbeddedEngineTests : IDisposable
     }
 
     [Fact]
+    public async Task A_start_published_with_a_key_in_the_schedulers_form_is_refused_and_the_fire_still_gets_its_run()
+    {
+        await using var engine = await StartAsync(Diamond, p => p
+            .AddHandler("t.a", Record(_ => null)).AddHandler("t.b", Record(_ => null)).AddHandler("t.c", Record(_ => null)).AddHandler("t.d", Record(_ => null)));
+        var fireKey = "schedule:diamond/nightly:2026-12-02T03:00:00.0000000Z";
+
+        await engine.PublishAsync(new StartRun { RunId = Core.Coordination.RunLauncher.RunIdFor(fireKey), Pipeline = "diamond", Payload = """{"n":3}""", IdempotencyKey = fireKey, Trigger = RunTriggers.Bus });
+        var after = Guid.NewGuid();
+        await engine.PublishAsync(new StartRun { RunId = after, Pipeline = "diamond", Payload = """{"n":3}""", Trigger = RunTriggers.Bus });
+        await engine.WaitForRunAsync(after);
+        await Task.Delay(500);
+
+        Assert.Null(await engine.Store.ReadAsync(c => c.Runs.SingleOrDefaultAsync(r => r.IdempotencyKey == fireKey)));
+        var fire = await engine.Services.GetRequiredService<Core.Coordination.RunLauncher>().StartAsync(
+            new Core.Coordination.RunRequest { Pipeline = "diamond", Payload = new JsonObject { ["n"] = 3 }, IdempotencyKey = fireKey, Trigger = RunTriggers.Schedule }, CancellationToken.None);
+        Assert.True(fire.Created);
+        Assert.Equal(RunState.Succeeded, (await engine.WaitForRunAsync(fire.RunId)).State);
+    }
+
+    [Fact]
     public async Task A_step_longer_than_the_delivery_hold_detaches_and_completes_once()
     {
         const string yaml = """

@@ -230,10 +230,7 @@ public static class RunEndpoints
         {
             throw ApiProblems.Invalid("Idempotency-Key", "must be 1 to 200 printable ASCII characters");
         }
-        if (idempotencyKey?.StartsWith(RunTriggers.ScheduleKeyPrefix, StringComparison.Ordinal) == true)
-        {
-            throw ApiProblems.Invalid("Idempotency-Key", $"keys starting with '{RunTriggers.ScheduleKeyPrefix}' belong to the scheduler's runs; choose another");
-        }
+        RunLauncher.RequireOwnKey(idempotencyKey);
     }
 
     /// <summary>A key seen before, whose run is not one this request would have started.</summary>

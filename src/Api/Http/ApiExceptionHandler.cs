@@ -52,6 +52,7 @@ public sealed partial class ApiExceptionHandler(ILogger<ApiExceptionHandler> log
         BadHttpRequestException bad => FromBadRequest(bad),
         InvalidRunInputException input => ApiProblems.Unprocessable("The payload does not fit the pipeline's parameters",
             [.. input.Problems.Select(p => new ApiError(p.Field is null ? "payload" : $"payload.{p.Field}", p.Message))]),
+        ReservedIdempotencyKeyException reserved => ApiProblems.Invalid("Idempotency-Key", reserved.Message),
         UnknownPipelineException unknown => ApiProblems.NotFound("pipeline", unknown.Message),
         RunNotFoundException notFound => ApiProblems.NotFound("run_id", notFound.Message),
         InvalidRunStateException state => ApiProblems.Conflict("state", state.Message),

@@ -28,6 +28,10 @@ public sealed record RunRequest
 /// <summary>The run a request resolved to; <see cref="Created"/> is false when the idempotency key was seen before.</summary>
 public sealed record LaunchedRun(Guid RunId, bool Created, RunState State);
 
+/// <summary>An idempotency key in the scheduler's form (<see cref="RunTriggers.ScheduleKeyPrefix"/>) from anyone but the scheduler.</summary>
+public sealed class ReservedIdempotencyKeyException()
+    : Exception($"keys starting with '{RunTriggers.ScheduleKeyPrefix}' belong to the scheduler's runs; choose another");
+
 /// <summary>The payload does not fit the pipeline's parameters; each problem names the field.</summary>
 public sealed class InvalidRunInputException(IReadOnlyList<(string? Field, string Message)> problems)
     : Exception(string.Join("; ", problems.Select(p => p.Message)))
@@ -59,6 +63,10 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
     /// <summary>Checks the request and stores it as run <paramref name="runId"/>, without starting it.</summary>
     internal Task<LaunchedRun> StoreAsync(Guid runId, RunRequest request, string? traceParent, CancellationToken cancellationToken)
     {
+        if (request.Trigger != RunTriggers.Schedule)
+        {
+            RequireOwnKey(request.IdempotencyKey);
+        }
         var pipeline = catalog.Get(request.Pipeline);
         var run = new RunRecord
         {
@@ -88,6 +96,7 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
     /// </remarks>
     public async Task<LaunchedRun> RetryAsync(Guid runId, JsonObject? payload, string? idempotencyKey, CancellationToken cancellationToken)
     {
+        RequireOwnKey(idempotencyKey);
         var original = await store.ReadAsync(c => c.Runs.Include(r => r.Steps).SingleOrDefaultAsync(r => r.Id == runId, cancellationToken))
             ?? throw new RunNotFoundException(runId);
         if (original.State is not (RunState.Failed or RunState.Cancelled))
@@ -140,6 +149,15 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
         bytes[6] = (byte)((bytes[6] & 0x0F) | 0x80);
         bytes[8] = (byte)((bytes[8] & 0x3F) | 0x80);
         return new Guid(bytes, bigEndian: true);
+    }
+
+    /// <summary>Throws <see cref="ReservedIdempotencyKeyException"/> for a key in the scheduler's form; for every start but a schedule's fire.</summary>
+    public static void RequireOwnKey(string? idempotencyKey)
+    {
+        if (idempotencyKey?.StartsWith(RunTriggers.ScheduleKeyPrefix, StringComparison.Ordinal) == true)
+        {
+            throw new ReservedIdempotencyKeyException();
+        }
     }
 
     private static Guid NewRunId(string? idempotencyKey) => idempotencyKey is null ? NewId.NextGuid() : RunIdFor(idempotencyKey);

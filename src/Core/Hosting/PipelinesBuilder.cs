@@ -52,8 +52,10 @@ public sealed class PipelinesBuilder(IServiceCollection services, PipelinesOptio
                 endpoint.UseMessageRetry(retry =>
                 {
                     retry.Exponential(20, TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(200));
-                    // A StartRun published with a bad payload goes to the error queue with its problems, at once.
+                    // A StartRun published with a bad payload or a key in the scheduler's form goes to
+                    // the error queue with its problem, at once.
                     retry.Ignore<InvalidRunInputException>();
+                    retry.Ignore<ReservedIdempotencyKeyException>();
                 });
                 endpoint.Consumer(() => ActivatorUtilities.CreateInstance<StartRunConsumer>(provider));
                 endpoint.Consumer(() => ActivatorUtilities.CreateInstance<CancelRunConsumer>(provider));

@@ -11,7 +11,8 @@ public static class RunTriggers
 
     /// <summary>
     /// Idempotency keys of scheduled runs start with this (<c>schedule:pipeline/name:fire-time</c>);
-    /// the API refuses it from callers, so that no one else can take or find a scheduled run's key.
+    /// <c>RunLauncher</c> refuses it from every other trigger, so that no one else can take or find a
+    /// scheduled run's key.
     /// </summary>
     public const string ScheduleKeyPrefix = "schedule:";
 }
