@@ -88,9 +88,13 @@ public static class PipelinesApi
         app.UseAuthentication();
         app.UseRateLimiter();
         app.UseAuthorization();
-        app.UseMiddleware<QueryTextCheck>();
-        // After authorization, so that an anonymous client cannot make the server buffer a body.
-        app.UseMiddleware<RequestBodyLimit>();
+        // Only for a request an endpoint will answer: any other is a 404, whatever its query or body.
+        app.UseWhen(context => context.GetEndpoint() is not null, checks =>
+        {
+            checks.UseMiddleware<QueryTextCheck>();
+            // After authorization, so that an anonymous client cannot make the server buffer a body.
+            checks.UseMiddleware<RequestBodyLimit>();
+        });
         return app;
     }
 

@@ -4,18 +4,13 @@ namespace Pipelines.Api.Http;
 /// Refuses a NUL character in any query parameter, for every endpoint, with a 400 naming the
 /// parameter: no name, filter or cursor of this API holds one, and PostgreSQL refuses NUL in text,
 /// so such a value would otherwise reach the database and fail there as a 500. Runs after
-/// authorization, so a caller without a valid key or scope is told only that, and skips a request
-/// no endpoint matched, which is a 404 whatever its query holds.
+/// authorization, so a caller without a valid key or scope is told only that.
 /// </summary>
 public sealed class QueryTextCheck(RequestDelegate next)
 {
     public Task InvokeAsync(HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        if (context.GetEndpoint() is null)
-        {
-            return next(context);
-        }
         foreach (var (name, values) in context.Request.Query)
         {
             if (name.Contains('\0', StringComparison.Ordinal))

@@ -18,12 +18,6 @@ public sealed class RequestBodyLimit(RequestDelegate next, IOptions<ApiOptions> 
     {
         ArgumentNullException.ThrowIfNull(context);
         var request = context.Request;
-        if (context.GetEndpoint() is null)
-        {
-            // No endpoint reads this body: the answer is a 404, whatever its size (Kestrel's limit still holds).
-            await next(context);
-            return;
-        }
         if (request.ContentLength > _limit)
         {
             await ApiProblems.WriteAsync(context, ApiProblems.TooLarge(_limit));
