@@ -35,7 +35,7 @@ public sealed class PipelinesBuilder(IServiceCollection services, PipelinesOptio
     /// <summary>Hosts the coordinator: plans runs, starts chains, joins, fails, cancels, compensates.</summary>
     public PipelinesBuilder AddCoordinator(Action<CoordinatorOptions>? configure = null)
     {
-        Services.AddOptions<CoordinatorOptions>().Configure(o => configure?.Invoke(o));
+        Services.AddOptions<CoordinatorOptions>().BindConfiguration($"{PipelinesOptions.Section}:Coordinator").Configure(o => configure?.Invoke(o));
         Services.TryAddSingleton<RunCoordinator>();
         Services.AddSingleton<IPipelinesEndpoints, CoordinatorEndpoints>();
         Services.AddHostedService<RunSweeper>();
