@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
+using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -337,6 +338,100 @@ public sealed class EmbeddedEngineTests : IDisposable
             new Core.Coordination.RunRequest { Pipeline = "diamond", Payload = new JsonObject { ["n"] = 3 }, IdempotencyKey = fireKey, Trigger = RunTriggers.Schedule }, CancellationToken.None);
         Assert.True(fire.Created);
         Assert.Equal(RunState.Succeeded, (await engine.WaitForRunAsync(fire.RunId)).State);
+    }
+
+    private Action<PipelinesBuilder> DiamondHandlers => p => p
+        .AddHandler("t.a", Record(_ => new JsonObject { ["value"] = 1 })).AddHandler("t.b", Record(_ => null))
+        .AddHandler("t.c", Record(_ => null)).AddHandler("t.d", Record(_ => null));
+
+    private static Task<ChainState> ChainStateAsync(EngineHost host, Guid runId, int chain) =>
+        host.Store.ReadAsync(c => c.Chains.Where(ch => ch.RunId == runId && ch.Index == chain).Select(ch => ch.State).SingleAsync());
+
+    /// <summary>Chains quiet for a second count as stalled (it is decided when a chain is dispatched), swept every 200 ms.</summary>
+    private static void QuickStallSweep(Core.Coordination.CoordinatorOptions options)
+    {
+        options.SweepInterval = TimeSpan.FromMilliseconds(200);
+        options.StalledChainGrace = TimeSpan.FromSeconds(1);
+    }
+
+    /// <summary>Starts the engine again, after a restart of the in-memory transport lost every message in flight: the run must still finish, every step run once.</summary>
+    private async Task RestartAndSeeTheRunFinishOnceAsync(Guid runId)
+    {
+        await using var engine = await EngineHost.StartAsync(EngineHost.Catalog(Diamond), _database.Options, pipelines =>
+        {
+            pipelines.AddCoordinator().AddWorker();
+            DiamondHandlers(pipelines);
+        }, coordinator: QuickStallSweep);
+        var run = await engine.WaitForRunAsync(runId);
+
+        Assert.Equal(RunState.Succeeded, run.State);
+        Assert.Equal(["a", "b", "c", "d"], _executions.Order(StringComparer.Ordinal));
+        Assert.All(run.Steps, s => Assert.Equal(1, s.Attempts));
+    }
+
+    [Fact]
+    public async Task A_chain_slip_the_transport_lost_is_sent_again_once_the_chain_has_been_quiet()
+    {
+        Guid runId;
+        // No worker here: the first chain's slip waits in the transport, and is lost with it.
+        await using (var coordinatorOnly = await EngineHost.StartAsync(EngineHost.Catalog(Diamond), _database.Options, pipelines => pipelines.AddCoordinator(), coordinator: QuickStallSweep))
+        {
+            runId = (await coordinatorOnly.StartRunAsync("diamond")).RunId;
+            while (await ChainStateAsync(coordinatorOnly, runId, 0) != ChainState.Dispatched)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        await RestartAndSeeTheRunFinishOnceAsync(runId);
+    }
+
+    [Fact]
+    public async Task A_chain_end_the_transport_lost_is_taken_from_its_steps_and_the_run_goes_on()
+    {
+        Guid runId;
+        // No coordinator here: step a runs, and the end of its slip waits in the transport for a
+        // coordinator, and is lost with it. The test plays the coordinator's first move itself.
+        await using (var workerOnly = await EngineHost.StartAsync(EngineHost.Catalog(Diamond), _database.Options, pipelines =>
+        {
+            pipelines.AddWorker();
+            DiamondHandlers(pipelines);
+        }, coordinator: QuickStallSweep))
+        {
+            runId = (await workerOnly.StartRunAsync("diamond")).RunId;
+            var coordinator = ActivatorUtilities.CreateInstance<Core.Coordination.RunCoordinator>(workerOnly.Services);
+            var started = await coordinator.StartAsync(new StartRun { RunId = runId, Pipeline = "diamond" }, CancellationToken.None);
+            var bus = workerOnly.Services.GetRequiredService<IBus>();
+            foreach (var slip in started.Slips)
+            {
+                await bus.Execute(slip);
+            }
+            await workerOnly.WaitForStepAsync(runId, "a", StepState.Succeeded);
+            await Task.Delay(200);
+            Assert.Equal(ChainState.Dispatched, await ChainStateAsync(workerOnly, runId, 0));
+        }
+
+        await RestartAndSeeTheRunFinishOnceAsync(runId);
+    }
+
+    [Fact]
+    public async Task A_step_running_longer_than_the_stall_grace_is_left_alone()
+    {
+        const string yaml = """
+            pipelines:
+              long:
+                steps:
+                  - { name: sleepy, handler: demo.sleep }
+                  - { name: after, handler: t.ok, depends_on: [sleepy] }
+            """;
+        await using var engine = await EngineHost.StartAsync(EngineHost.Catalog(yaml), _database.Options, pipelines => pipelines
+            .AddCoordinator().AddWorker().AddDemoHandlers().AddHandler("t.ok", Record(_ => null)), coordinator: QuickStallSweep);
+
+        var run = await engine.WaitForRunAsync((await engine.StartRunAsync("long", new JsonObject { ["sleep_ms"] = 3000 })).RunId);
+
+        Assert.Equal(RunState.Succeeded, run.State);
+        Assert.All(run.Steps, s => Assert.Equal(1, s.Attempts));
+        Assert.Equal(["after"], _executions.ToList());
     }
 
     [Fact]

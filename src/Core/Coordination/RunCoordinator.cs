@@ -1,6 +1,7 @@
 using MassTransit.Courier.Contracts;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Pipelines.Core.Contracts;
 using Pipelines.Core.Graph;
 using Pipelines.Core.Persistence;
@@ -34,9 +35,16 @@ public enum ChainEnd
 /// workers, exactly one transaction sees the join's last parent complete and starts it.
 /// Redelivered events find their chain already moved and change nothing.
 /// </summary>
-public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catalog, RoutingSlipPlanner planner, RunLauncher launcher, ILogger<RunCoordinator> logger)
+public sealed partial class RunCoordinator(
+    RunStore store, PipelineCatalog catalog, RoutingSlipPlanner planner, RunLauncher launcher,
+    IOptions<CoordinatorOptions> options, ILogger<RunCoordinator> logger)
 {
+    /// <summary>The longest wait between two resends of a stalled chain.</summary>
+    private static readonly TimeSpan MaxStallWait = TimeSpan.FromHours(1);
+
     private RoutingSlipPlanner Planner => planner;
+
+    private TimeSpan StallGrace => options.Value.StalledChainGrace;
 
     private DateTimeOffset Now => store.Now;
 
@@ -98,20 +106,57 @@ public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catal
                 }
                 return;
             }
-            switch (end)
+            await scope.EndChainAsync(record, end, cancellationToken);
+        }, cancellationToken);
+
+    /// <summary>
+    /// Looks again at the run's chains that were dispatched and then went quiet for longer than their
+    /// wait (<see cref="CoordinatorOptions.StalledChainGrace"/>, doubled on each resend): nothing of
+    /// theirs is running or finished meanwhile. Either the slip never reached a worker (it is sent
+    /// again; a step is claimed once, so a copy that does arrive changes nothing) or the event of its
+    /// end never reached the coordinator (the chain is ended from its steps' states, as that event
+    /// would have). Both are a message lost between processes, which no redelivery repairs.
+    /// </summary>
+    public Task<CoordinatorActions> ResumeStalledChainsAsync(Guid runId, CancellationToken cancellationToken) =>
+        InKnownRunAsync(runId, async scope =>
+        {
+            if (scope.Run.State is not (RunState.Running or RunState.Failing))
             {
-                case ChainEnd.Completed:
-                    scope.CompleteChain(record);
-                    break;
-                case ChainEnd.Faulted:
-                    record.State = ChainState.Cancelled;
-                    await scope.FailAsync(await FailedStepOfChainAsync(scope, chain), cancellationToken);
-                    break;
-                default:
-                    record.State = ChainState.Cancelled;
-                    break;
+                return;
             }
-            await scope.SettleAsync(cancellationToken);
+            var now = store.Now;
+            foreach (var chain in scope.Chains.Where(c => c.State == ChainState.Dispatched && c.StallCheckAt <= now).ToList())
+            {
+                var steps = scope.Steps.Where(s => s.Chain == chain.Index).ToList();
+                var lastSeen = chain.QuietSince ?? scope.Run.StartedAt ?? now;
+                var wait = chain.StallCheckAt!.Value - lastSeen;
+                wait = wait < StallGrace ? StallGrace : wait;
+                var quietSince = steps.Any(s => s.State == StepState.Running) ? now
+                    : steps.Select(s => s.FinishedAt ?? s.StartedAt).Append(lastSeen).Max()!.Value;
+                if (now - quietSince < wait)
+                {
+                    // In flight (a running step has a lease of its own), or moved lately: look again later.
+                    chain.QuietSince = quietSince;
+                    chain.StallCheckAt = quietSince + wait;
+                    continue;
+                }
+                var rest = scope.RemainderOf(chain.Index);
+                if (rest.Count == 0)
+                {
+                    var end = steps.Any(s => s.State == StepState.Failed) ? ChainEnd.Faulted
+                        : steps.Any(s => s.State == StepState.Cancelled) ? ChainEnd.Terminated
+                        : ChainEnd.Completed;
+                    LogChainEndMissing(runId, chain.Index, now - quietSince, end);
+                    await scope.EndChainAsync(chain, end, cancellationToken);
+                }
+                else if (scope.Run.State.AcceptsWork())
+                {
+                    LogResendingChain(runId, chain.Index, rest[0], now - quietSince);
+                    scope.Dispatch(chain.Index, rest);
+                    var longer = wait * 2;
+                    chain.StallCheckAt = now + (longer > MaxStallWait ? MaxStallWait : longer);
+                }
+            }
         }, cancellationToken);
 
     /// <summary>A step that outlived its delivery finished in the background; continue its chain.</summary>
@@ -253,6 +298,12 @@ public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catal
     [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: step '{Step}' lost its worker; dispatching it again")]
     private partial void LogRecoveringStep(Guid runId, string step);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: chain {Chain} dispatched and quiet for {Quiet}, its step '{Step}' never claimed; sending its slip again")]
+    private partial void LogResendingChain(Guid runId, int chain, string step, TimeSpan quiet);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: chain {Chain} finished {Quiet} ago but its end never arrived; ending it as {End}")]
+    private partial void LogChainEndMissing(Guid runId, int chain, TimeSpan quiet, ChainEnd end);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId} of '{Pipeline}' {State}")]
     private partial void LogRunFinished(Guid runId, string pipeline, RunState state);
 
@@ -321,6 +372,28 @@ public sealed partial class RunCoordinator(RunStore store, PipelineCatalog catal
                 .Distinct(StringComparer.Ordinal)
                 .ToDictionary(d => d, d => steps.Single(s => s.Name == d).Output, StringComparer.Ordinal);
             actions.Slips.Add(coordinator.Planner.PlanChain(run.Id, run.Pipeline, chain, rest, upstream));
+            var now = coordinator.Now;
+            chains[chain].QuietSince = now;
+            chains[chain].StallCheckAt = now + coordinator.StallGrace;
+        }
+
+        /// <summary>What a chain's end (its slip's, or its steps' when that was lost) does to the run.</summary>
+        public async Task EndChainAsync(ChainRecord chain, ChainEnd end, CancellationToken cancellationToken)
+        {
+            switch (end)
+            {
+                case ChainEnd.Completed:
+                    CompleteChain(chain);
+                    break;
+                case ChainEnd.Faulted:
+                    chain.State = ChainState.Cancelled;
+                    await FailAsync(await FailedStepOfChainAsync(this, chain.Index), cancellationToken);
+                    break;
+                default:
+                    chain.State = ChainState.Cancelled;
+                    break;
+            }
+            await SettleAsync(cancellationToken);
         }
 
         public void CompleteChain(ChainRecord chain)

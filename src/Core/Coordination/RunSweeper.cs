@@ -17,13 +17,23 @@ public sealed class CoordinatorOptions
 
     /// <summary>How long a stored run may wait for its StartRun before the sweeper sends it again.</summary>
     public TimeSpan PendingGrace { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long a dispatched chain may stay quiet (no step of it running or finishing) before the
+    /// sweeper takes its slip, or the event of its end, for lost and repairs the run; doubled after
+    /// each resend. A step waiting in a long queue is sent twice at worst: harmless, a step is
+    /// claimed once.
+    /// </summary>
+    public TimeSpan StalledChainGrace { get; set; } = TimeSpan.FromMinutes(1);
 }
 
 /// <summary>
 /// The coordinator's safety net, every few seconds: starts runs that were stored but whose
-/// StartRun never arrived (the broker was down when they were accepted), and dispatches again
-/// detached steps whose worker stopped renewing its lease (killed, or handed the step back).
-/// Two queries per sweep: an idle deployment stays quiet.
+/// StartRun never arrived (the broker was down when they were accepted), dispatches again
+/// detached steps whose worker stopped renewing its lease (killed, or handed the step back), and
+/// repairs runs whose chain slip or chain end was lost on the way (see
+/// <see cref="RunCoordinator.ResumeStalledChainsAsync"/>). Three queries per sweep: an idle
+/// deployment stays quiet.
 /// </summary>
 public sealed partial class RunSweeper(RunStore store, RunCoordinator coordinator, IBus bus, IOptions<CoordinatorOptions> options, ILogger<RunSweeper> logger) : BackgroundService
 {
@@ -65,6 +75,17 @@ public sealed partial class RunSweeper(RunStore store, RunCoordinator coordinato
         {
             using var trace = PipelinesTelemetry.StartRunActivity($"recover step {step.Name}", step.RunId, step.Pipeline, step.TraceParent);
             var actions = await coordinator.RecoverAbandonedStepAsync(step.RunId, step.Name, cancellationToken);
+            await actions.ApplyAsync(bus, cancellationToken);
+        }
+
+        var stalled = await store.ReadAsync(c => c.Chains
+            .Where(ch => ch.State == ChainState.Dispatched && ch.StallCheckAt < now)
+            .Join(c.Runs.Where(r => r.State == RunState.Running || r.State == RunState.Failing), ch => ch.RunId, r => r.Id, (ch, r) => new { r.Id, r.Pipeline, r.TraceParent })
+            .Distinct().Take(500).ToListAsync(cancellationToken));
+        foreach (var run in stalled)
+        {
+            using var trace = PipelinesTelemetry.StartRunActivity("resume stalled chains", run.Id, run.Pipeline, run.TraceParent);
+            var actions = await coordinator.ResumeStalledChainsAsync(run.Id, cancellationToken);
             await actions.ApplyAsync(bus, cancellationToken);
         }
     }

@@ -63,6 +63,8 @@ public abstract class RunStoreContext(DbContextOptions options) : DbContext(opti
             chain.ToTable("run_chains");
             chain.HasKey(c => new { c.RunId, c.Index });
             chain.HasOne<RunRecord>().WithMany().HasForeignKey(c => c.RunId);
+            // Stall sweep: dispatched chains due for a look.
+            chain.HasIndex(c => new { c.State, c.StallCheckAt });
         });
 
         modelBuilder.Entity<StepAttemptRecord>(attempt =>

@@ -80,6 +80,13 @@ public sealed class ChainRecord
     public int Index { get; set; }
     public int RemainingParents { get; set; }
     public ChainState State { get; set; }
+    /// <summary>When the chain was last seen moving: its slip sent, or a step of it running or finishing.</summary>
+    public DateTimeOffset? QuietSince { get; set; }
+    /// <summary>
+    /// When the coordinator's sweep looks at the chain if it is still dispatched, to find a slip or a
+    /// slip's end that never arrived. The wait after <see cref="QuietSince"/> doubles on each resend.
+    /// </summary>
+    public DateTimeOffset? StallCheckAt { get; set; }
 }
 
 /// <summary>One try of a step by one worker; every re-execution is visible as a new attempt.</summary>

@@ -142,6 +142,18 @@ internal sealed class Deployment : IAsyncDisposable
 
     public Ledger ReadLedger() => Ledger.Read(LedgerFolder);
 
+    /// <summary>Lines of an in-process role's log (e.g. <c>coordinator</c>) that contain <paramref name="text"/>; the log may still be written.</summary>
+    public int CountLogLines(string role, string text)
+    {
+        using var reader = new StreamReader(new FileStream(Path.Combine(Folder, $"{role}.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
+        var count = 0;
+        while (reader.ReadLine() is { } line)
+        {
+            count += line.Contains(text, StringComparison.Ordinal) ? 1 : 0;
+        }
+        return count;
+    }
+
     /// <summary>Kills every worker process still running (before a row cleans up what they created).</summary>
     public void StopWorkers()
     {

@@ -87,7 +87,9 @@ internal sealed record Reconciliation
         var runs = await store.ReadAsync(c => c.Runs.Where(r => ids.Contains(r.Id))
             .Select(r => new { r.Id, r.State, r.CreatedAt, r.FinishedAt, r.FailedStep, r.Error }).ToListAsync());
         var steps = await store.ReadAsync(c => c.Steps.Where(s => ids.Contains(s.RunId))
-            .Select(s => new { s.RunId, s.Name, s.State, s.Attempts, s.Reused }).ToListAsync());
+            .Select(s => new { s.RunId, s.Name, s.Chain, s.Position, s.State, s.Attempts, s.Reused }).ToListAsync());
+        var chains = await store.ReadAsync(c => c.Chains.Where(ch => ids.Contains(ch.RunId))
+            .Select(ch => new { ch.RunId, ch.Index, ch.State, ch.RemainingParents }).ToListAsync());
         var attempts = await store.ReadAsync(c => c.Attempts.Where(a => ids.Contains(a.RunId))
             .Select(a => new { a.RunId, a.Step, a.Number, a.State, a.ErrorKind }).ToListAsync());
 
@@ -108,7 +110,9 @@ internal sealed record Reconciliation
 
         var lost = runs.Where(r => !r.State.IsTerminal()).ToList();
         var missingRuns = accepted.Count - runs.Count;
-        examples.AddRange(lost.Take(5).Select(r => $"run {r.Id} still {r.State}: " + string.Join(", ", steps.Where(s => s.RunId == r.Id).Select(s => $"{s.Name}={s.State}/{s.Attempts}"))));
+        examples.AddRange(lost.Take(5).Select(r => $"run {r.Id} still {r.State}: steps "
+            + string.Join(", ", steps.Where(s => s.RunId == r.Id).OrderBy(s => s.Chain).ThenBy(s => s.Position).Select(s => $"{s.Name}={s.State}/{s.Attempts}"))
+            + "; chains " + string.Join(", ", chains.Where(ch => ch.RunId == r.Id).OrderBy(ch => ch.Index).Select(ch => $"{ch.Index}={ch.State}/{ch.RemainingParents}"))));
         examples.AddRange(runs.Where(r => r.State.IsTerminal() && r.State != RunState.Succeeded).Take(3)
             .Select(r => $"run {r.Id} {r.State} at step {r.FailedStep ?? "-"}: {r.Error}"));
         var troubled = attempts.Where(a => a.Number > 1 || a.ErrorKind is "worker-lost" or "handed-back").Select(a => a.RunId).ToHashSet();

@@ -83,6 +83,9 @@ internal sealed class BrokerRestarts : IRow
         var acknowledgedWhileDown = duringOutage.Where(c => c.Outcome == CallOutcome.Ok && c.Started + c.Latency < seen.First(o => During(c, o)).Up - UpTolerance).ToList();
         var acceptedWhileDown = acknowledgedWhileDown.Count;
         var errors = duringOutage.Where(c => c.Error is not null).GroupBy(c => c.Error!).Select(g => $"{g.Key} ×{g.Count()}");
+        // The coordinator's repairs of messages lost across the restarts (RunCoordinator.ResumeStalledChainsAsync).
+        var slipsResent = deployment.CountLogLines("coordinator", "sending its slip again");
+        var endsTaken = deployment.CountLogLines("coordinator", "its end never arrived");
 
         return RowResult.Of(this) with
         {
@@ -95,6 +98,7 @@ internal sealed class BrokerRestarts : IRow
             Notes =
             [
                 $"while the broker was down {duringOutage.Count} starts were posted to the API: {duringOutage.Count(c => c.Outcome == CallOutcome.Ok)} answered 201/200 (of them {acceptedWhileDown} more than {UpTolerance.TotalMilliseconds:0} ms before it listened again), the others {string.Join(", ", errors)}.",
+                $"chains the coordinator's sweep found stalled (a message lost across a restart) and repaired: {slipsResent} slips sent again, {endsTaken} chain ends taken from their steps' states.",
                 $"a 503 tells the client to retry with the same Idempotency-Key; the harness looked each one up by its key instead: {result.IndeterminateStored} of the {result.Indeterminate} unanswered or 503 starts had stored their run (it waited as pending and was started by the coordinator's sweep), the other {result.Indeterminate - result.IndeterminateStored} stored nothing.",
                 .. acknowledgedWhileDown.Select(c =>
                 {

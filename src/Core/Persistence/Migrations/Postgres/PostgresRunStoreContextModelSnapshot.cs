@@ -30,8 +30,14 @@ namespace Pipelines.Core.Persistence.Migrations.Postgres
                     b.Property<int>("Index")
                         .HasColumnType("integer");
 
+                    b.Property<DateTimeOffset?>("QuietSince")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<int>("RemainingParents")
                         .HasColumnType("integer");
+
+                    b.Property<DateTimeOffset?>("StallCheckAt")
+                        .HasColumnType("timestamp with time zone");
 
                     b.Property<string>("State")
                         .IsRequired()
@@ -39,6 +45,8 @@ namespace Pipelines.Core.Persistence.Migrations.Postgres
                         .HasColumnType("character varying(16)");
 
                     b.HasKey("RunId", "Index");
+
+                    b.HasIndex("State", "StallCheckAt");
 
                     b.ToTable("run_chains", (string)null);
                 });

@@ -25,7 +25,13 @@ namespace Pipelines.Core.Persistence.Migrations.Sqlite
                     b.Property<int>("Index")
                         .HasColumnType("INTEGER");
 
+                    b.Property<long?>("QuietSince")
+                        .HasColumnType("INTEGER");
+
                     b.Property<int>("RemainingParents")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("StallCheckAt")
                         .HasColumnType("INTEGER");
 
                     b.Property<string>("State")
@@ -34,6 +40,8 @@ namespace Pipelines.Core.Persistence.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.HasKey("RunId", "Index");
+
+                    b.HasIndex("State", "StallCheckAt");
 
                     b.ToTable("run_chains", (string)null);
                 });
