@@ -58,10 +58,20 @@ internal sealed class BrokerRestarts : IRow
             await Task.Delay(downFor, cancellationToken);
             var boot = await cluster.Rabbit.StartAgainAsync();
             var up = cluster.Rabbit.ListeningSince;
-            await Shell.WaitUntilAsync(async () =>
-                await cluster.Rabbit.ConsumersAsync(deployment.Vhost, handlerQueue) >= 2 &&
-                await cluster.Rabbit.ConsumersAsync(deployment.Vhost, StepQueues.Coordinator) >= 1,
-                TimeSpan.FromMinutes(3), "consumers back after the broker restart");
+            int handlerConsumers = 0, coordinatorConsumers = 0;
+            try
+            {
+                await Shell.WaitUntilAsync(async () =>
+                {
+                    handlerConsumers = await cluster.Rabbit.ConsumersAsync(deployment.Vhost, handlerQueue);
+                    coordinatorConsumers = await cluster.Rabbit.ConsumersAsync(deployment.Vhost, StepQueues.Coordinator);
+                    return handlerConsumers >= 2 && coordinatorConsumers >= 1;
+                }, TimeSpan.FromMinutes(3), "consumers back after the broker restart");
+            }
+            catch (TimeoutException timeout)
+            {
+                throw new TimeoutException($"{timeout.Message}: at the end {handlerConsumers} of 2 on {handlerQueue}, {coordinatorConsumers} of 1 on {StepQueues.Coordinator}", timeout);
+            }
             var consumersBack = DateTimeOffset.UtcNow - up;
             seen.Add(new Outage(down, up, boot, null, consumersBack));
             cluster.Say($"broker: outage {i + 1} healed: boot {RowResult.Seconds(boot)}, consumers back {RowResult.Seconds(consumersBack)}");
