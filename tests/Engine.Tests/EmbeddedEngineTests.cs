@@ -369,8 +369,10 @@ public sealed class EmbeddedEngineTests : IDisposable
         Assert.All(run.Steps, s => Assert.Equal(1, s.Attempts));
     }
 
-    [Fact]
-    public async Task A_chain_slip_the_transport_lost_is_sent_again_once_the_chain_has_been_quiet()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_chain_slip_the_transport_lost_is_sent_again_once_the_chain_has_been_quiet(bool dispatchedBeforeTheStoreHadStallChecks)
     {
         Guid runId;
         // No worker here: the first chain's slip waits in the transport, and is lost with it.
@@ -380,6 +382,11 @@ public sealed class EmbeddedEngineTests : IDisposable
             while (await ChainStateAsync(coordinatorOnly, runId, 0) != ChainState.Dispatched)
             {
                 await Task.Delay(50);
+            }
+            if (dispatchedBeforeTheStoreHadStallChecks)
+            {
+                await coordinatorOnly.Store.WriteAsync(c => c.Chains.Where(ch => ch.RunId == runId)
+                    .ExecuteUpdateAsync(ch => ch.SetProperty(x => x.QuietSince, (DateTimeOffset?)null).SetProperty(x => x.StallCheckAt, (DateTimeOffset?)null)), CancellationToken.None);
             }
         }
 

@@ -125,11 +125,12 @@ public sealed partial class RunCoordinator(
                 return;
             }
             var now = store.Now;
-            foreach (var chain in scope.Chains.Where(c => c.State == ChainState.Dispatched && c.StallCheckAt <= now).ToList())
+            // A chain without a check time was dispatched before the store had one: it is due now.
+            foreach (var chain in scope.Chains.Where(c => c.State == ChainState.Dispatched && (c.StallCheckAt ?? now) <= now).ToList())
             {
                 var steps = scope.Steps.Where(s => s.Chain == chain.Index).ToList();
                 var lastSeen = chain.QuietSince ?? scope.Run.StartedAt ?? now;
-                var wait = chain.StallCheckAt!.Value - lastSeen;
+                var wait = (chain.StallCheckAt ?? lastSeen) - lastSeen;
                 wait = wait < StallGrace ? StallGrace : wait;
                 var quietSince = steps.Any(s => s.State == StepState.Running) ? now
                     : steps.Select(s => s.FinishedAt ?? s.StartedAt).Append(lastSeen).Max()!.Value;

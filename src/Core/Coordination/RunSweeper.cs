@@ -79,7 +79,7 @@ public sealed partial class RunSweeper(RunStore store, RunCoordinator coordinato
         }
 
         var stalled = await store.ReadAsync(c => c.Chains
-            .Where(ch => ch.State == ChainState.Dispatched && ch.StallCheckAt < now)
+            .Where(ch => ch.State == ChainState.Dispatched && (ch.StallCheckAt == null || ch.StallCheckAt < now))
             .Join(c.Runs.Where(r => r.State == RunState.Running || r.State == RunState.Failing), ch => ch.RunId, r => r.Id, (ch, r) => new { r.Id, r.Pipeline, r.TraceParent })
             .Distinct().Take(500).ToListAsync(cancellationToken));
         foreach (var run in stalled)
