@@ -49,6 +49,22 @@ public sealed class RunEndpointsTests(ApiFactory factory) : IClassFixture<ApiFac
     }
 
     [Theory]
+    [InlineData("""{"name":"\ud800"}""", "payload.name")]
+    [InlineData("""{"name":"ada","tags":["ok",{"deep":"x\udc00y"}]}""", "payload.tags")]
+    [InlineData("""{"name":"ada","\ud800":1}""", "payload")]
+    [InlineData("""{"name":"ada","extra":{"a":1,"a":2}}""", "payload.extra")]
+    public async Task A_payload_that_cannot_be_read_back_is_refused_naming_where_on_start_and_retry(string payload, string field)
+    {
+        using var start = new StringContent($$"""{"pipeline":"echo","payload":{{payload}}}""", System.Text.Encoding.UTF8, "application/json");
+        var problem = await (await _http.PostAsync("/api/v1/runs", start)).AssertProblemAsync(HttpStatusCode.UnprocessableEntity, field);
+        Assert.Contains(problem.Errors, e => e.Message.Contains("not valid Unicode", StringComparison.Ordinal) || e.Message.Contains("same property twice", StringComparison.Ordinal));
+
+        var failed = await _client.WaitForRunAsync((await _client.StartRunAsync("flaky", new { orders = "many" })).Id);
+        using var retry = new StringContent($$"""{"payload":{{payload}}}""", System.Text.Encoding.UTF8, "application/json");
+        await (await _http.PostAsync($"/api/v1/runs/{failed.Id}/retry", retry)).AssertProblemAsync(HttpStatusCode.UnprocessableEntity, field);
+    }
+
+    [Theory]
     [InlineData("{}", "pipeline")]
     [InlineData("{\"pipeline\": 42}", "pipeline")]
     [InlineData("{\"pipeline\": \"echo\", \"payload\": [1, 2]}", "payload")]

@@ -157,6 +157,11 @@ public sealed partial class RunCoordinator(
                     var longer = wait * 2;
                     chain.StallCheckAt = now + (longer > MaxStallWait ? MaxStallWait : longer);
                 }
+                else
+                {
+                    // Steps left but the run takes no more work: not ours to resend, and not to look at every sweep.
+                    chain.StallCheckAt = now + wait;
+                }
             }
         }, cancellationToken);
 

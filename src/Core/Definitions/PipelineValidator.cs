@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Pipelines.Core.Graph;
@@ -362,6 +363,11 @@ public static partial class PipelineValidator
     /// </summary>
     public static IEnumerable<(string? Key, string Message)> PayloadProblems(PipelineDefinition pipeline, JsonObject? payload)
     {
+        if (payload is not null && BrokenText(payload) is { } broken)
+        {
+            yield return broken; // nothing else of it can be read reliably
+            yield break;
+        }
         foreach (var parameter in pipeline.Parameters.Values)
         {
             if (payload is null || !payload.TryGetPropertyValue(parameter.Name, out var value))
@@ -376,6 +382,89 @@ public static partial class PipelineValidator
             {
                 yield return (parameter.Name, $"parameter '{parameter.Name}' {problem}");
             }
+        }
+    }
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>
+    /// A payload that cannot be read back as it was sent: text that is not Unicode (JSON may escape
+    /// half of a UTF-16 surrogate pair, <c>"\ud800"</c>, which nothing can store), or one object naming
+    /// a property twice. Keyed by the top-level property it is in.
+    /// </summary>
+    private static (string? Key, string Message)? BrokenText(JsonObject payload)
+    {
+        if (Unreadable(payload, "payload") is not { } broken)
+        {
+            return null;
+        }
+        string? key = null;
+        if (broken.Path.StartsWith("payload.", StringComparison.Ordinal))
+        {
+            var inside = broken.Path["payload.".Length..];
+            var end = inside.IndexOfAny(['.', '[']);
+            key = end < 0 ? inside : inside[..end];
+        }
+        return (key, $"{broken.Path} {broken.Problem}");
+    }
+
+    private const string NotUnicode = "is text that is not valid Unicode (half of a UTF-16 surrogate pair, such as \\ud800, without the other half)";
+
+    private static (string Path, string Problem)? Unreadable(JsonNode? node, string path)
+    {
+        try
+        {
+            switch (node)
+            {
+                case JsonObject properties:
+                    foreach (var (name, child) in properties)
+                    {
+                        if (!IsUnicode(name))
+                        {
+                            return (path, $"has a property name that {NotUnicode}");
+                        }
+                        if (Unreadable(child, $"{path}.{name}") is { } inner)
+                        {
+                            return inner;
+                        }
+                    }
+                    return null;
+                case JsonArray items:
+                    for (var i = 0; i < items.Count; i++)
+                    {
+                        if (Unreadable(items[i], $"{path}[{i}]") is { } inner)
+                        {
+                            return inner;
+                        }
+                    }
+                    return null;
+                case JsonValue value when value.GetValueKind() == System.Text.Json.JsonValueKind.String:
+                    return IsUnicode(value.GetValue<string>()) ? null : (path, NotUnicode);
+                default:
+                    return null;
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Reading escaped text back (a name or a value) is what fails.
+            return (path, $"holds {NotUnicode["is ".Length..]}");
+        }
+        catch (ArgumentException)
+        {
+            return (path, "names the same property twice");
+        }
+    }
+
+    private static bool IsUnicode(string text)
+    {
+        try
+        {
+            StrictUtf8.GetByteCount(text);
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            return false;
         }
     }
 
