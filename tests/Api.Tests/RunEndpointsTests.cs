@@ -53,6 +53,7 @@ public sealed class RunEndpointsTests(ApiFactory factory) : IClassFixture<ApiFac
     [InlineData("""{"name":"ada","tags":["ok",{"deep":"x\udc00y"}]}""", "payload.tags")]
     [InlineData("""{"name":"ada","\ud800":1}""", "payload")]
     [InlineData("""{"name":"ada","extra":{"a":1,"a":2}}""", "payload.extra")]
+    [InlineData("""{"name":"ada","v1.2":{"x":"\ud800"}}""", "payload.v1.2")]
     public async Task A_payload_that_cannot_be_read_back_is_refused_naming_where_on_start_and_retry(string payload, string field)
     {
         using var start = new StringContent($$"""{"pipeline":"echo","payload":{{payload}}}""", System.Text.Encoding.UTF8, "application/json");

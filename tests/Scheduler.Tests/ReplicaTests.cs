@@ -81,11 +81,6 @@ public sealed class ReplicaTests(ScratchDatabase database, ITestOutputHelper out
         Assert.Contains($"report/fenced fire for {taken.Value:O} not started on this replica", dropped.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(await replica.RunsAsync("report/fenced"), r => r.FireTime == taken);
         Assert.Equal(("ACQUIRED", taken.Value), await database.StoredTriggerAsync("report/fenced"));
-        var keptDeadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(10);
-        while (!(await replica.RunsAsync("report/kept")).Any(r => r.FireTime == taken) && DateTimeOffset.UtcNow < keptDeadline)
-        {
-            await Task.Delay(50);
-        }
-        Assert.Contains(await replica.RunsAsync("report/kept"), r => r.FireTime == taken);
+        Assert.Contains(await replica.WaitForRunsAsync("report/kept", runs => runs.Any(r => r.FireTime == taken), TimeSpan.FromSeconds(10)), r => r.FireTime == taken);
     }
 }

@@ -392,25 +392,13 @@ public static partial class PipelineValidator
     /// half of a UTF-16 surrogate pair, <c>"\ud800"</c>, which nothing can store), or one object naming
     /// a property twice. Keyed by the top-level property it is in.
     /// </summary>
-    private static (string? Key, string Message)? BrokenText(JsonObject payload)
-    {
-        if (Unreadable(payload, "payload") is not { } broken)
-        {
-            return null;
-        }
-        string? key = null;
-        if (broken.Path.StartsWith("payload.", StringComparison.Ordinal))
-        {
-            var inside = broken.Path["payload.".Length..];
-            var end = inside.IndexOfAny(['.', '[']);
-            key = end < 0 ? inside : inside[..end];
-        }
-        return (key, $"{broken.Path} {broken.Problem}");
-    }
+    private static (string? Key, string Message)? BrokenText(JsonObject payload) =>
+        Unreadable(payload, "payload", key: null) is { } broken ? (broken.Key, $"{broken.Path} {broken.Problem}") : null;
 
-    private const string NotUnicode = "is text that is not valid Unicode (half of a UTF-16 surrogate pair, such as \\ud800, without the other half)";
+    private const string NotUnicodeText = "text that is not valid Unicode (half of a UTF-16 surrogate pair, such as \\ud800, without the other half)";
 
-    private static (string Path, string Problem)? Unreadable(JsonNode? node, string path)
+    /// <summary>The first place under <paramref name="node"/> that cannot be read back; <paramref name="key"/> is the top-level property it is in.</summary>
+    private static (string? Key, string Path, string Problem)? Unreadable(JsonNode? node, string path, string? key)
     {
         try
         {
@@ -421,9 +409,9 @@ public static partial class PipelineValidator
                     {
                         if (!IsUnicode(name))
                         {
-                            return (path, $"has a property name that {NotUnicode}");
+                            return (key, path, $"has a property name that is {NotUnicodeText}");
                         }
-                        if (Unreadable(child, $"{path}.{name}") is { } inner)
+                        if (Unreadable(child, $"{path}.{name}", key ?? name) is { } inner)
                         {
                             return inner;
                         }
@@ -432,14 +420,14 @@ public static partial class PipelineValidator
                 case JsonArray items:
                     for (var i = 0; i < items.Count; i++)
                     {
-                        if (Unreadable(items[i], $"{path}[{i}]") is { } inner)
+                        if (Unreadable(items[i], $"{path}[{i}]", key) is { } inner)
                         {
                             return inner;
                         }
                     }
                     return null;
                 case JsonValue value when value.GetValueKind() == System.Text.Json.JsonValueKind.String:
-                    return IsUnicode(value.GetValue<string>()) ? null : (path, NotUnicode);
+                    return IsUnicode(value.GetValue<string>()) ? null : (key, path, $"is {NotUnicodeText}");
                 default:
                     return null;
             }
@@ -447,11 +435,11 @@ public static partial class PipelineValidator
         catch (InvalidOperationException)
         {
             // Reading escaped text back (a name or a value) is what fails.
-            return (path, $"holds {NotUnicode["is ".Length..]}");
+            return (key, path, $"holds {NotUnicodeText}");
         }
         catch (ArgumentException)
         {
-            return (path, "names the same property twice");
+            return (key, path, "names the same property twice");
         }
     }
 
