@@ -405,9 +405,11 @@ internal sealed partial class ContainerAbuse : IRow
                     try
                     {
                         var path = (await docker.Client.Containers.InspectContainerAsync(container.ID, cancellationToken)).LogPath;
-                        if (!string.IsNullOrEmpty(path) && File.Exists(path))
+                        // One stat: the container may be removed between an existence check and a size read.
+                        var log = string.IsNullOrEmpty(path) ? null : new FileInfo(path);
+                        if (log is { Exists: true })
                         {
-                            peak = Math.Max(peak, new FileInfo(path).Length);
+                            peak = Math.Max(peak, log.Length);
                         }
                     }
                     catch (Docker.DotNet.DockerContainerNotFoundException)
