@@ -4,6 +4,7 @@ using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Time.Testing;
 using Pipelines.Core.Contracts;
 using Pipelines.Core.Execution;
 using Pipelines.Core.Hosting;
@@ -338,6 +339,61 @@ public sealed class EmbeddedEngineTests : IDisposable
             new Core.Coordination.RunRequest { Pipeline = "diamond", Payload = new JsonObject { ["n"] = 3 }, IdempotencyKey = fireKey, Trigger = RunTriggers.Schedule }, CancellationToken.None);
         Assert.True(fire.Created);
         Assert.Equal(RunState.Succeeded, (await engine.WaitForRunAsync(fire.RunId)).State);
+    }
+
+    [Fact]
+    public async Task A_run_still_pending_is_sent_StartRun_again_less_often_the_longer_it_waits()
+    {
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 12, 4, 6, 0, 0, TimeSpan.Zero));
+        // No coordinator consumes StartRun here: the run stays pending however often it is sent.
+        await using var engine = await EngineHost.StartAsync(EngineHost.Catalog(Diamond), _database.Options, pipelines =>
+        {
+            pipelines.Services.AddSingleton<TimeProvider>(clock);
+            pipelines.Services.AddSingleton<Core.Coordination.RunCoordinator>();
+        }, coordinator: o => o.PendingGrace = TimeSpan.FromSeconds(10));
+        await engine.StartRunAsync("diamond");
+        var sends = new StartRunSends();
+        using var observing = engine.Services.GetRequiredService<IBus>().ConnectSendObserver(sends);
+        var sweeper = ActivatorUtilities.CreateInstance<Core.Coordination.RunSweeper>(engine.Services);
+        var started = clock.GetUtcNow();
+
+        async Task<int> SweepAtAsync(int second)
+        {
+            clock.SetUtcNow(started + TimeSpan.FromSeconds(second));
+            var before = sends.Count;
+            await sweeper.SweepAsync(CancellationToken.None);
+            return sends.Count - before;
+        }
+
+        // Sent again after the grace, then after waiting as long again as it had waited, up to 5 minutes.
+        int[] seconds = [5, 11, 12, 21, 23, 40, 47, 90, 95, 1000, 1200, 1301, 1500, 1602];
+        int[] resent = [0, 1, 0, 0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1];
+        var observed = new List<int>();
+        foreach (var second in seconds)
+        {
+            observed.Add(await SweepAtAsync(second));
+        }
+        Assert.Equal(resent, observed);
+    }
+
+    private sealed class StartRunSends : ISendObserver
+    {
+        private int _count;
+
+        public int Count => Volatile.Read(ref _count);
+
+        public Task PreSend<T>(SendContext<T> context) where T : class => Task.CompletedTask;
+
+        public Task PostSend<T>(SendContext<T> context) where T : class
+        {
+            if (context.Message is StartRun)
+            {
+                Interlocked.Increment(ref _count);
+            }
+            return Task.CompletedTask;
+        }
+
+        public Task SendFault<T>(SendContext<T> context, Exception exception) where T : class => Task.CompletedTask;
     }
 
     private Action<PipelinesBuilder> DiamondHandlers => p => p

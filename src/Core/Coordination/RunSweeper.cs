@@ -15,7 +15,11 @@ public sealed class CoordinatorOptions
     /// <summary>How often the sweeper looks for unstarted runs and abandoned steps.</summary>
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>How long a stored run may wait for its StartRun before the sweeper sends it again.</summary>
+    /// <summary>
+    /// How long a stored run may wait for its StartRun before the sweeper sends it again. Each resend
+    /// waits as long as the run has already waited (up to 5 minutes), so a backlog of StartRun in the
+    /// coordinator's queue is not swelled with copies while it drains.
+    /// </summary>
     public TimeSpan PendingGrace { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
@@ -37,6 +41,8 @@ public sealed class CoordinatorOptions
 /// </summary>
 public sealed partial class RunSweeper(RunStore store, RunCoordinator coordinator, IBus bus, IOptions<CoordinatorOptions> options, ILogger<RunSweeper> logger) : BackgroundService
 {
+    private static readonly TimeSpan MaxPendingWait = TimeSpan.FromMinutes(5);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(options.Value.SweepInterval);
@@ -56,15 +62,25 @@ public sealed partial class RunSweeper(RunStore store, RunCoordinator coordinato
     public async Task SweepAsync(CancellationToken cancellationToken)
     {
         var now = store.Now;
-        var stalePending = now - options.Value.PendingGrace;
+        var grace = options.Value.PendingGrace;
+        var stalePending = now - grace;
         var pending = await store.ReadAsync(c => c.Runs
-            .Where(r => r.State == RunState.Pending && r.CreatedAt < stalePending)
-            .OrderBy(r => r.CreatedAt).Select(r => new { r.Id, r.Pipeline, r.TraceParent }).Take(500).ToListAsync(cancellationToken));
+            .Where(r => r.State == RunState.Pending && (r.StartCheckAt == null ? r.CreatedAt < stalePending : r.StartCheckAt < now))
+            .OrderBy(r => r.CreatedAt).Select(r => new { r.Id, r.Pipeline, r.TraceParent, r.CreatedAt }).Take(500).ToListAsync(cancellationToken));
         foreach (var run in pending)
         {
-            LogResendingStart(run.Id);
-            using var trace = PipelinesTelemetry.StartRunActivity("resend StartRun", run.Id, run.Pipeline, run.TraceParent);
-            await RunLauncher.SendStartAsync(bus, run.Id, cancellationToken);
+            var waited = now - run.CreatedAt;
+            var wait = waited < grace ? grace : waited > MaxPendingWait ? MaxPendingWait : waited;
+            LogResendingStart(run.Id, waited, wait);
+            using (PipelinesTelemetry.StartRunActivity("resend StartRun", run.Id, run.Pipeline, run.TraceParent))
+            {
+                await RunLauncher.SendStartAsync(bus, run.Id, cancellationToken);
+            }
+            // Only after a send that went through: while the broker is down every sweep tries again.
+            var checkAt = now + wait;
+            await store.WriteAsync(c => c.Runs
+                .Where(r => r.Id == run.Id && r.State == RunState.Pending)
+                .ExecuteUpdateAsync(set => set.SetProperty(r => r.StartCheckAt, checkAt), cancellationToken), cancellationToken);
         }
 
         var abandoned = await store.ReadAsync(c => c.Steps
@@ -90,8 +106,8 @@ public sealed partial class RunSweeper(RunStore store, RunCoordinator coordinato
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId} was stored but not started; sending StartRun again")]
-    private partial void LogResendingStart(Guid runId);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId} was stored {Waited} ago but not started; sending StartRun again, and again after {Wait} if it is still pending")]
+    private partial void LogResendingStart(Guid runId, TimeSpan waited, TimeSpan wait);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Sweep of pending runs and abandoned steps failed; retrying")]
     private partial void LogSweepFailed(Exception exception);

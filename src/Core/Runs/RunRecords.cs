@@ -28,6 +28,11 @@ public sealed class RunRecord
     public string Input { get; set; } = "{}";
     public RunState State { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+    /// <summary>
+    /// When the coordinator's sweep sends a still pending run its <c>StartRun</c> again: unset until
+    /// the first resend, after which the wait doubles (see <see cref="Coordination.RunSweeper"/>).
+    /// </summary>
+    public DateTimeOffset? StartCheckAt { get; set; }
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }
     public string? IdempotencyKey { get; set; }
