@@ -29,6 +29,7 @@ internal sealed class SchedulerBenchmarks : IBenchmarkGroup
     private const int ActiveSchedules = 10_000;
     private const int ChangeSamples = 20;
     private static readonly TimeSpan LatenessWindow = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan SettleAfterChanges = TimeSpan.FromSeconds(15);
 
     private const string Definitions = """
         pipelines:
@@ -70,6 +71,9 @@ internal sealed class SchedulerBenchmarks : IBenchmarkGroup
             MeasureLateness(store, everyMinutes: 1);
             MeasureChangeToLive(schedules, store);
             Reschedule(schedules);
+            // Schedules not yet changed kept firing every minute while the others were changed; the
+            // fires that fell behind then are worked off before the steady rate is measured.
+            Thread.Sleep(SettleAfterChanges);
             MeasureLateness(store, everyMinutes: 5);
 
             var created = 0;
@@ -134,20 +138,22 @@ internal sealed class SchedulerBenchmarks : IBenchmarkGroup
         var from = DateTimeOffset.UtcNow;
         Thread.Sleep(LatenessWindow);
         var to = DateTimeOffset.UtcNow;
-        var lateness = store.ReadAsync(c => c.Runs
+        var fires = store.ReadAsync(c => c.Runs
                 .Where(r => r.Trigger == RunTriggers.Schedule && r.FireTime >= from && r.FireTime < to)
-                .Select(r => new { r.CreatedAt, r.FireTime })
+                .Select(r => new { r.CreatedAt, FireTime = r.FireTime!.Value })
                 .ToListAsync())
-            .GetAwaiter().GetResult()
-            .Select(r => r.CreatedAt - r.FireTime!.Value)
-            .Order()
-            .ToList();
+            .GetAwaiter().GetResult();
+        var lateness = fires.Select(r => r.CreatedAt - r.FireTime).Order().ToList();
+        // A late p99 is a few late seconds or every second a little late: the count tells which.
+        var bursts = fires.GroupBy(r => r.FireTime).Select(burst => burst.Max(r => r.CreatedAt - r.FireTime)).ToList();
+        var lateBursts = bursts.Count(latest => latest > TimeSpan.FromMilliseconds(100));
         Require(lateness.Count > 0, "schedules fired during the window");
         var expected = (int)(LatenessWindow.TotalSeconds * ActiveSchedules / (60 * everyMinutes));
         var schedulesFire = everyMinutes == 1 ? "each every minute" : $"each every {everyMinutes} minutes";
         Console.Error.WriteLine(
             $"scheduler: fire lateness at {ActiveSchedules:N0} schedules, {schedulesFire}, over {LatenessWindow.TotalSeconds:0} s: {lateness.Count:N0} fires (about {expected:N0} due), " +
-            $"p50 {BenchmarkRunner.Time(Percentile(lateness, 0.50))}, p99 {BenchmarkRunner.Time(Percentile(lateness, 0.99))}, max {BenchmarkRunner.Time(lateness[^1])}");
+            $"p50 {BenchmarkRunner.Time(Percentile(lateness, 0.50))}, p99 {BenchmarkRunner.Time(Percentile(lateness, 0.99))}, max {BenchmarkRunner.Time(lateness[^1])}; " +
+            $"{lateBursts} of {bursts.Count} due seconds had a fire over 100 ms late");
     }
 
     /// <summary>

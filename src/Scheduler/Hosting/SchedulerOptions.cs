@@ -25,10 +25,12 @@ public sealed class SchedulerOptions
 
     /// <summary>
     /// Fires that may start runs at the same time on one replica (Quartz's thread pool and batch size).
-    /// Default 30: with 10,000 schedules due in bursts of about 170 a second, 30 halved the p99 lateness
-    /// that 10 gave on a 2-core machine, and 60 did no better (bench/README.md).
+    /// Default 100: a replica takes a burst of up to this many fires due at the same second ahead of its
+    /// time, in one round, and fires them together; the rest of a larger burst waits for free slots.
+    /// With 10,000 schedules due about 33 a second on a 2-core machine, 30 slots left a few fires of
+    /// every burst to a later round (p99 159 ms); 100 gave p99 under 100 ms in most runs (bench/README.md).
     /// </summary>
-    public int MaxConcurrentFires { get; set; } = 30;
+    public int MaxConcurrentFires { get; set; } = 100;
 
     /// <summary>How often a fire held back by <c>overlap: queue</c> checks whether the previous run finished. Default 1 s.</summary>
     public TimeSpan QueueCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
