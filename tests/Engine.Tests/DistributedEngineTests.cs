@@ -58,6 +58,7 @@ public sealed class DistributedEngineTests : IAsyncLifetime
     private ScratchPostgres? _database;
     private ScratchVhost? _vhost;
     private EngineHost? _coordinator;
+    private Dictionary<string, string>? _environment;
 
     private string Ledger => Path.Combine(_folder, "ledger");
 
@@ -85,7 +86,7 @@ public sealed class DistributedEngineTests : IAsyncLifetime
                 options.RabbitMq = _vhost!.Uri;
             },
             coordinator: options => options.SweepInterval = TimeSpan.FromMilliseconds(500));
-        var environment = new Dictionary<string, string>
+        _environment = new Dictionary<string, string>
         {
             ["Pipelines__Transport"] = "RabbitMq",
             ["Pipelines__RabbitMq"] = _vhost!.Uri,
@@ -96,9 +97,11 @@ public sealed class DistributedEngineTests : IAsyncLifetime
             ["Pipelines__Worker__GracePeriod"] = (gracePeriod ?? TimeSpan.FromSeconds(30)).ToString("c"),
             ["Pipelines__Worker__HoldDeliveryFor"] = (holdDeliveryFor ?? TimeSpan.FromMinutes(5)).ToString("c"),
             ["PIPELINES_LEDGER"] = Ledger,
+            // What a worker does with each step delivery, for the tests that watch for it.
+            ["Logging__LogLevel__Pipelines.Workers.Steps.StepRunner"] = "Information",
         };
-        _workers.Add(WorkerProcess.Start("worker-1", environment));
-        _workers.Add(WorkerProcess.Start("worker-2", environment));
+        _workers.Add(WorkerProcess.Start("worker-1", _environment));
+        _workers.Add(WorkerProcess.Start("worker-2", _environment));
         var deadline = Stopwatch.StartNew();
         while (await _vhost.ConsumersAsync(StepQueues.ForHandler("demo.sleep")) < 2)
         {
@@ -206,6 +209,43 @@ public sealed class DistributedEngineTests : IAsyncLifetime
         Assert.Equal([(1, StepState.Cancelled, "handed-back"), (2, StepState.Succeeded, (string?)null)], attempts.Select(a => (a.Number, a.State, a.ErrorKind)));
         Assert.DoesNotContain(owner.Id, attempts[1].Worker, StringComparison.Ordinal);
     }
+
+    [ServiceFact(postgres: true, rabbitMq: true)]
+    public async Task A_worker_stopping_while_a_step_waits_for_another_workers_lease_hands_the_step_back_at_once()
+    {
+        var engine = await DeployAsync();
+        var waiter = _workers[0];
+        Assert.Equal(0, await _workers[1].TerminateAsync(TimeSpan.FromSeconds(30)));
+        var launched = await engine.StartRunAsync("slow", new JsonObject { ["sleep_ms"] = 1000 });
+        // As if a worker elsewhere had claimed 'last' and were still running it.
+        await SetLeaseAsync(engine, launched.RunId, "last", StepState.Running, "elsewhere/1", DateTimeOffset.UtcNow.AddMinutes(10));
+        var waiting = Stopwatch.StartNew();
+        while (!waiter.Output.Contains("step 'last' is running under a lease held until", StringComparison.Ordinal))
+        {
+            Assert.True(waiting.Elapsed < TimeSpan.FromSeconds(30), $"the worker never waited for the lease:\n{waiter.Output}");
+            await Task.Delay(100);
+        }
+
+        var stopping = Stopwatch.StartNew();
+        Assert.Equal(0, await waiter.TerminateAsync(TimeSpan.FromSeconds(60)));
+
+        // Not held until the host gives up on it: the delivery goes back to the queue as the stop begins.
+        Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(10), $"the worker took {stopping.Elapsed} to stop:\n{waiter.Output}");
+        Assert.DoesNotContain("Exception", waiter.Output, StringComparison.Ordinal);
+        await SetLeaseAsync(engine, launched.RunId, "last", StepState.Pending, owner: null, expires: null);
+        var successor = WorkerProcess.Start("worker-3", _environment!);
+        _workers.Add(successor);
+        var run = await engine.WaitForRunAsync(launched.RunId, TimeSpan.FromSeconds(60));
+        Assert.Equal(RunState.Succeeded, run.State);
+        var last = (await engine.AttemptsAsync(run.Id)).Single(a => a.Step == "last");
+        Assert.StartsWith(successor.Id, last.Worker, StringComparison.Ordinal);
+    }
+
+    private static async Task SetLeaseAsync(EngineHost engine, Guid runId, string step, StepState state, string? owner, DateTimeOffset? expires) =>
+        Assert.Equal(1, await engine.Store.WriteAsync(c => c.Steps.Where(s => s.RunId == runId && s.Name == step).ExecuteUpdateAsync(s => s
+            .SetProperty(x => x.State, state)
+            .SetProperty(x => x.LeaseOwner, owner)
+            .SetProperty(x => x.LeaseExpiresAt, expires)), CancellationToken.None));
 
     private async Task<WorkerProcess> OwnerOfAsync(EngineHost engine, Guid runId, string step)
     {

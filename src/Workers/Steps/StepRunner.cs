@@ -50,13 +50,16 @@ public sealed partial class StepRunner(
     {
         ArgumentNullException.ThrowIfNull(context);
         var (runId, pipelineName, stepName) = (context.Arguments.RunId, context.Arguments.Pipeline, context.Arguments.Step);
-        if (_stopping)
-        {
-            return await HandBackUnclaimedAsync(context);
-        }
         var waitedSince = DateTimeOffset.UtcNow;
+        var waitLogged = false;
         while (true)
         {
+            // Also while it waits for another worker's lease: a delivery held past shutdown would
+            // outlive the run store it waits on.
+            if (_stopping)
+            {
+                return await HandBackUnclaimedAsync(context);
+            }
             switch (await leases.ClaimAsync(runId, stepName, context.CancellationToken))
             {
                 case StepClaim.AlreadyDone done:
@@ -65,17 +68,34 @@ public sealed partial class StepRunner(
                     LogNotRunning(runId, stepName, inactive.Reason);
                     return context.Terminate(StoppedVariables);
                 case StepClaim.HeldElsewhere held:
+                    if (!waitLogged)
+                    {
+                        LogWaitingForLease(runId, stepName, held.LeaseExpiresAt);
+                        waitLogged = true;
+                    }
                     if (DateTimeOffset.UtcNow - waitedSince > _options.HoldDeliveryFor)
                     {
                         await leases.MarkDetachedAsync(runId, stepName, context.CancellationToken);
                         return context.Terminate(DetachedVariables(stepName));
                     }
                     var wait = held.LeaseExpiresAt - DateTimeOffset.UtcNow;
-                    await Task.Delay(wait < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(Math.Min(wait.TotalSeconds, 5)), context.CancellationToken);
+                    await WaitUnlessStoppingAsync(wait < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(Math.Min(wait.TotalSeconds, 5)), context.CancellationToken);
                     continue;
                 case StepClaim.Claimed claimed:
                     return await RunClaimedAsync(context, pipelineName, stepName, claimed);
             }
+        }
+    }
+
+    private async Task WaitUnlessStoppingAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        using var wake = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
+        try
+        {
+            await Task.Delay(delay, wake.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
         }
     }
 
@@ -368,6 +388,9 @@ public sealed partial class StepRunner(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: step '{Step}' not run: {Reason}")]
     private partial void LogNotRunning(Guid runId, string step, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: step '{Step}' is running under a lease held until {LeaseExpiresAt}; this delivery waits for it to finish or lapse")]
+    private partial void LogWaitingForLease(Guid runId, string step, DateTimeOffset leaseExpiresAt);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: step '{Step}' ran longer than {Hold}; it goes on detached from its message")]
     private partial void LogDetached(Guid runId, string step, TimeSpan hold);
