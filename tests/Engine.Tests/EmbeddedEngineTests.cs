@@ -66,6 +66,14 @@ public sealed class EmbeddedEngineTests : IDisposable
     }
 
     [Fact]
+    public async Task The_bus_sends_no_usage_report_to_the_MassTransit_vendor()
+    {
+        await using var engine = await StartAsync(Diamond, p => { });
+
+        Assert.False(engine.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<UsageTelemetryOptions>>().Value.Enabled);
+    }
+
+    [Fact]
     public async Task Parameter_defaults_fill_the_event()
     {
         await using var engine = await StartAsync(Diamond, p => p

@@ -96,6 +96,10 @@ public static class PipelinesServiceCollectionExtensions
 
         services.AddMassTransit(bus =>
         {
+            // MassTransit 8.4+ reports usage to its vendor by default; a framework must not phone home for
+            // its users (and offline it logs a warning). MASSTRANSIT_USAGE_TELEMETRY=true opts back in.
+            bus.DisableUsageTelemetry();
+
             void ConfigureEndpoints(IBusRegistrationContext context, IReceiveConfigurator configurator)
             {
                 foreach (var endpoints in context.GetServices<IPipelinesEndpoints>())
