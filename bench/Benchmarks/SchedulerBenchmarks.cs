@@ -30,6 +30,7 @@ internal sealed class SchedulerBenchmarks : IBenchmarkGroup
     private const int ChangeSamples = 20;
     private static readonly TimeSpan LatenessWindow = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan SettleAfterChanges = TimeSpan.FromSeconds(15);
+    private const int SteadyWindows = 3;
 
     private const string Definitions = """
         pipelines:
@@ -68,13 +69,17 @@ internal sealed class SchedulerBenchmarks : IBenchmarkGroup
             var schedules = api.Services.GetRequiredService<ScheduleService>();
             var store = api.Services.GetRequiredService<RunStore>();
             Seed(schedules);
-            MeasureLateness(store, everyMinutes: 1);
+            MeasureLateness(store, everyMinutes: 1, "");
             MeasureChangeToLive(schedules, store);
             Reschedule(schedules);
             // Schedules not yet changed kept firing every minute while the others were changed; the
             // fires that fell behind then are worked off before the steady rate is measured.
             Thread.Sleep(SettleAfterChanges);
-            MeasureLateness(store, everyMinutes: 5);
+            // One minute's p99 at this rate swings with what else the machine does; three show the spread.
+            for (var window = 1; window <= SteadyWindows; window++)
+            {
+                MeasureLateness(store, everyMinutes: 5, $" (minute {window} of {SteadyWindows})");
+            }
 
             var created = 0;
             yield return new Benchmark("create schedule (API)", $"{ActiveSchedules:N0} active", 20,
@@ -133,7 +138,7 @@ internal sealed class SchedulerBenchmarks : IBenchmarkGroup
         Console.Error.WriteLine($"scheduler: changed {ActiveSchedules:N0} schedules to every 5 minutes in {BenchmarkRunner.Time(Stopwatch.GetElapsedTime(started))}");
     }
 
-    private static void MeasureLateness(RunStore store, int everyMinutes)
+    private static void MeasureLateness(RunStore store, int everyMinutes, string window)
     {
         var from = DateTimeOffset.UtcNow;
         Thread.Sleep(LatenessWindow);
@@ -151,7 +156,7 @@ internal sealed class SchedulerBenchmarks : IBenchmarkGroup
         var expected = (int)(LatenessWindow.TotalSeconds * ActiveSchedules / (60 * everyMinutes));
         var schedulesFire = everyMinutes == 1 ? "each every minute" : $"each every {everyMinutes} minutes";
         Console.Error.WriteLine(
-            $"scheduler: fire lateness at {ActiveSchedules:N0} schedules, {schedulesFire}, over {LatenessWindow.TotalSeconds:0} s: {lateness.Count:N0} fires (about {expected:N0} due), " +
+            $"scheduler: fire lateness at {ActiveSchedules:N0} schedules, {schedulesFire}, over {LatenessWindow.TotalSeconds:0} s{window}: {lateness.Count:N0} fires (about {expected:N0} due), " +
             $"p50 {BenchmarkRunner.Time(Percentile(lateness, 0.50))}, p99 {BenchmarkRunner.Time(Percentile(lateness, 0.99))}, max {BenchmarkRunner.Time(lateness[^1])}; " +
             $"{lateBursts} of {bursts.Count} due seconds had a fire over 100 ms late");
     }
