@@ -1,14 +1,13 @@
-using System.Diagnostics;
+using Pipelines.Tests;
 
 namespace Pipelines.Engine.Tests;
 
 /// <summary>A worker as its own OS process (<c>pipelines-worker</c>), as it is deployed.</summary>
 internal sealed class WorkerProcess : IDisposable
 {
-    private readonly Process _process;
-    private readonly StringWriter _output = new();
+    private readonly ChildProcess _process;
 
-    private WorkerProcess(Process process, string id)
+    private WorkerProcess(ChildProcess process, string id)
     {
         _process = process;
         Id = id;
@@ -16,82 +15,26 @@ internal sealed class WorkerProcess : IDisposable
 
     public string Id { get; }
 
-    public int ProcessId => _process.Id;
-
     public bool HasExited => _process.HasExited;
 
     /// <summary>What the worker printed, for failure messages.</summary>
-    public string Output
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-    }
+    public string Output => _process.Output;
 
     public static WorkerProcess Start(string id, IReadOnlyDictionary<string, string> environment)
     {
-        var start = new ProcessStartInfo("dotnet", Path.Combine(AppContext.BaseDirectory, "pipelines-worker.dll"))
+        var settings = new Dictionary<string, string>(environment)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = AppContext.BaseDirectory,
+            ["Pipelines__Worker__Id"] = id,
+            ["Logging__LogLevel__Default"] = "Warning",
         };
-        foreach (var (key, value) in environment)
-        {
-            start.Environment[key] = value;
-        }
-        start.Environment["Pipelines__Worker__Id"] = id;
-        start.Environment["Logging__LogLevel__Default"] = "Warning";
-        var process = Process.Start(start) ?? throw new InvalidOperationException("could not start pipelines-worker");
-        var worker = new WorkerProcess(process, id);
-        process.OutputDataReceived += (_, e) => worker.Append(e.Data);
-        process.ErrorDataReceived += (_, e) => worker.Append(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return worker;
+        return new WorkerProcess(ChildProcess.Start(Path.Combine(AppContext.BaseDirectory, "pipelines-worker.dll"), [], settings, AppContext.BaseDirectory), id);
     }
 
     /// <summary>SIGKILL: no chance to finish or hand anything back.</summary>
-    public void Kill()
-    {
-        _process.Kill(entireProcessTree: true);
-        _process.WaitForExit();
-    }
+    public void Kill() => _process.Kill();
 
     /// <summary>SIGTERM, as Kubernetes sends before it kills a pod; returns the exit code.</summary>
-    public async Task<int> TerminateAsync(TimeSpan timeout)
-    {
-        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            await kill.WaitForExitAsync();
-        }
-        using var cancellation = new CancellationTokenSource(timeout);
-        await _process.WaitForExitAsync(cancellation.Token);
-        return _process.ExitCode;
-    }
+    public Task<int> TerminateAsync(TimeSpan timeout) => _process.TerminateAsync(timeout);
 
-    private void Append(string? line)
-    {
-        if (line is not null)
-        {
-            lock (_output)
-            {
-                _output.WriteLine(line);
-            }
-        }
-    }
-
-    public void Dispose()
-    {
-        if (!_process.HasExited)
-        {
-            Kill();
-        }
-        _process.Dispose();
-        _output.Dispose();
-    }
+    public void Dispose() => _process.Dispose();
 }

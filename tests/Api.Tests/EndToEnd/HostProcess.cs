@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text;
 using System.Text.RegularExpressions;
 using Pipelines.Tests;
 
@@ -12,50 +10,44 @@ namespace Pipelines.Api.Tests.EndToEnd;
 /// </summary>
 internal sealed partial class HostProcess : IAsyncDisposable
 {
-    private readonly Process _process;
-    private readonly StringBuilder _output = new();
-    private readonly TaskCompletionSource<Uri> _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ChildProcess _process;
+    private readonly string _name;
+    private readonly Task<Uri> _listening;
 
-    private HostProcess(Process process) => _process = process;
-
-    public Uri Url => _listening.Task.Result;
-
-    public string Output
+    private HostProcess(ChildProcess process, string name, Task<Uri> listening)
     {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
+        _process = process;
+        _name = name;
+        _listening = listening;
     }
+
+    public Uri Url => _listening.Result;
+
+    /// <summary>What the process printed, under its name.</summary>
+    public string Output => $"--- {_name} ---{Environment.NewLine}{_process.Output}";
 
     public static async Task<HostProcess> StartAsync(string name, IReadOnlyDictionary<string, string> environment, string workingDirectory)
     {
-        var info = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var process = ChildProcess.Start(ApiAssembly(), [], environment, workingDirectory, line =>
         {
-            WorkingDirectory = workingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add(ApiAssembly());
-        foreach (var (key, value) in environment)
+            if (Listening().Match(line) is { Success: true } match)
+            {
+                listening.TrySetResult(new Uri(match.Groups["url"].Value));
+            }
+        });
+        var host = new HostProcess(process, name, listening.Task);
+        _ = process.WaitForExitAsync().ContinueWith(_ =>
         {
-            info.Environment[key] = value;
-        }
-        var process = new Process { StartInfo = info, EnableRaisingEvents = true };
-        var host = new HostProcess(process);
-        process.OutputDataReceived += (_, e) => host.Read(name, e.Data);
-        process.ErrorDataReceived += (_, e) => host.Read(name, e.Data);
-        process.Exited += (_, _) => host._listening.TrySetException(new InvalidOperationException($"{name} exited with {process.ExitCode}:\n{host.Output}"));
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+            // Only while it starts: once it listens, its exit is the test's own doing.
+            if (!listening.Task.IsCompleted)
+            {
+                listening.TrySetException(new InvalidOperationException($"{name} exited with {process.ExitCode}:\n{host.Output}"));
+            }
+        }, TaskScheduler.Default);
         try
         {
-            await host._listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            await listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
         }
         catch
         {
@@ -63,22 +55,6 @@ internal sealed partial class HostProcess : IAsyncDisposable
             throw;
         }
         return host;
-    }
-
-    private void Read(string name, string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-        lock (_output)
-        {
-            _output.Append(name).Append(" | ").AppendLine(line);
-        }
-        if (Listening().Match(line) is { Success: true } match)
-        {
-            _listening.TrySetResult(new Uri(match.Groups["url"].Value));
-        }
     }
 
     /// <summary>The API binary built beside these tests, in the same configuration.</summary>
@@ -91,28 +67,7 @@ internal sealed partial class HostProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
-        {
-            if (OperatingSystem.IsWindows())
-            {
-                _process.Kill(entireProcessTree: true);
-            }
-            else
-            {
-                using var term = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-                await term.WaitForExitAsync();
-            }
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            try
-            {
-                await _process.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                _process.Kill(entireProcessTree: true);
-                await _process.WaitForExitAsync();
-            }
-        }
+        await _process.StopAsync(TimeSpan.FromSeconds(30));
         _process.Dispose();
     }
 

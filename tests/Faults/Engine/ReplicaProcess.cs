@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Globalization;
-using Pipelines.Faults.Services;
+using Pipelines.Tests;
 
 namespace Pipelines.Faults.Engine;
 
@@ -14,23 +13,19 @@ internal sealed class ReplicaProcess : IDisposable
     /// <summary>What the replica prints once its scheduler has started.</summary>
     public const string ReadyLine = "READY";
 
-    private static readonly Lock OutputGate = new();
-    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Process _process;
-    private readonly StreamWriter _output;
-    private readonly ConcurrentQueue<SchedulerEvent> _events;
+    private readonly ChildProcess _process;
+    private readonly TaskCompletionSource _ready;
 
-    private ReplicaProcess(string name, Process process, StreamWriter output, ConcurrentQueue<SchedulerEvent> events)
+    private ReplicaProcess(string name, ChildProcess process, TaskCompletionSource ready)
     {
         Name = name;
         _process = process;
-        _output = output;
-        _events = events;
+        _ready = ready;
     }
 
     public string Name { get; }
 
-    public int ProcessId => _process.Id;
+    public int ProcessId => _process.ProcessId;
 
     public bool HasExited => _process.HasExited;
 
@@ -39,74 +34,32 @@ internal sealed class ReplicaProcess : IDisposable
 
     public static ReplicaProcess Start(string name, IReadOnlyDictionary<string, string> environment, string folder, ConcurrentQueue<SchedulerEvent> events)
     {
-        var start = new ProcessStartInfo("dotnet")
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void Read(string line)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = AppContext.BaseDirectory,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "pipelines-faults.dll"));
-        start.ArgumentList.Add("scheduler-replica");
-        foreach (var (key, value) in environment)
-        {
-            start.Environment[key] = value;
+            if (line == ReadyLine)
+            {
+                ready.TrySetResult();
+                return;
+            }
+            var parts = line.Split(' ');
+            if (parts is ["EVENT", var id, var schedule, var time, ..] && DateTimeOffset.TryParse(time, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))
+            {
+                events.Enqueue(new SchedulerEvent(name, int.Parse(id, CultureInfo.InvariantCulture), schedule, at, DateTimeOffset.UtcNow));
+            }
         }
-        var process = Process.Start(start) ?? throw new InvalidOperationException("could not start a scheduler replica");
-        var output = new StreamWriter(Path.Combine(folder, $"{name}-{process.Id}.log"), append: true) { AutoFlush = true };
-        var replica = new ReplicaProcess(name, process, output, events);
-        process.OutputDataReceived += (_, e) => replica.Read(e.Data);
-        process.ErrorDataReceived += (_, e) => replica.Read(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return replica;
+        var process = ChildProcess.Start(
+            Path.Combine(AppContext.BaseDirectory, "pipelines-faults.dll"), ["scheduler-replica"], environment, AppContext.BaseDirectory,
+            Read, pid => Path.Combine(folder, $"{name}-{pid}.log"));
+        return new ReplicaProcess(name, process, ready);
     }
 
-    public void Kill()
-    {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-        }
-        _process.WaitForExit();
-    }
+    public void Kill() => _process.Kill();
 
-    public Task PauseAsync() => Shell.SignalAsync(_process.Id, "STOP");
+    public Task PauseAsync() => _process.SignalAsync("STOP");
 
-    public Task ResumeAsync() => Shell.SignalAsync(_process.Id, "CONT");
+    public Task ResumeAsync() => _process.SignalAsync("CONT");
 
-    private void Read(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-        lock (OutputGate)
-        {
-            _output.WriteLine(line);
-        }
-        if (line == ReadyLine)
-        {
-            _ready.TrySetResult();
-            return;
-        }
-        var parts = line.Split(' ');
-        if (parts is ["EVENT", var id, var schedule, var time, ..] && DateTimeOffset.TryParse(time, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))
-        {
-            _events.Enqueue(new SchedulerEvent(Name, int.Parse(id, CultureInfo.InvariantCulture), schedule, at, DateTimeOffset.UtcNow));
-        }
-    }
-
-    public void Dispose()
-    {
-        if (!_process.HasExited)
-        {
-            // A paused replica would not die of SIGTERM; SIGKILL works on a stopped process.
-            Kill();
-        }
-        _process.Dispose();
-        lock (OutputGate)
-        {
-            _output.Dispose();
-        }
-    }
+    // A paused replica would not die of SIGTERM; the SIGKILL of Dispose works on a stopped process.
+    public void Dispose() => _process.Dispose();
 }
