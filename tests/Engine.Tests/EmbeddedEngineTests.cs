@@ -4,6 +4,7 @@ using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using Pipelines.Core.Contracts;
 using Pipelines.Core.Execution;
@@ -70,7 +71,7 @@ public sealed class EmbeddedEngineTests : IDisposable
     {
         await using var engine = await StartAsync(Diamond, p => { });
 
-        Assert.False(engine.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<UsageTelemetryOptions>>().Value.Enabled);
+        Assert.False(engine.Services.GetRequiredService<IOptions<UsageTelemetryOptions>>().Value.Enabled);
     }
 
     [Fact]

@@ -28,7 +28,7 @@ internal sealed class WorkerProcess : IDisposable
     public long PeakWorkingSet => _process.PeakWorkingSet;
 
     /// <summary>The last lines the worker printed.</summary>
-    public string RecentOutput => string.Join(Environment.NewLine, _process.Output.Split(Environment.NewLine).TakeLast(ShownLines + 1)).TrimEnd();
+    public string RecentOutput => string.Join(Environment.NewLine, _process.Output.TrimEnd().Split(Environment.NewLine).TakeLast(ShownLines));
 
     /// <summary>Stops the worker as an orchestrator would, with SIGTERM, and kills it if it has not exited within <paramref name="grace"/>.</summary>
     public Task StopAsync(TimeSpan grace) => _process.StopAsync(grace);

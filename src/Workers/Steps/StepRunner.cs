@@ -32,7 +32,9 @@ public sealed partial class StepRunner(
     ILoggerFactory loggerFactory,
     ILogger<StepRunner> logger) : IHostedService
 {
-    private volatile bool _stopping;
+    /// <summary>Set before any hosted service stops (the bus included): from then on no new step starts here.</summary>
+    private bool Stopping => lifetime.ApplicationStopping.IsCancellationRequested;
+
     private readonly ConcurrentDictionary<(Guid Run, string Step), RunningStep> _running = new();
     private readonly WorkerOptions _options = options.Value;
 
@@ -56,7 +58,7 @@ public sealed partial class StepRunner(
         {
             // Also while it waits for another worker's lease: a delivery held past shutdown would
             // outlive the run store it waits on.
-            if (_stopping)
+            if (Stopping)
             {
                 return await HandBackUnclaimedAsync(context);
             }
@@ -360,12 +362,7 @@ public sealed partial class StepRunner(
     private static string Describe(StepDefinition step) =>
         step.Handler is { } handler ? $"handler '{handler}' is not registered in this worker" : "container steps need a worker with a Docker engine";
 
-    public Task StartAsync(CancellationToken cancellationToken)
-    {
-        // Before any hosted service stops (the bus included): from now on no new step starts here.
-        lifetime.ApplicationStopping.Register(() => _stopping = true);
-        return Task.CompletedTask;
-    }
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>Gives in-flight steps the grace period to finish, then hands the rest back.</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
