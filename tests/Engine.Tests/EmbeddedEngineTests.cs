@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
 using MassTransit;
+using MassTransit.Courier.Contracts;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -177,6 +178,118 @@ public sealed class EmbeddedEngineTests : IDisposable
         Assert.Equal("reserve", order[^1]);
         Assert.Equal(["left", "right"], order.Take(2).Order(StringComparer.Ordinal));
         Assert.All(run.Steps.Where(s => s.Name != "charge"), s => Assert.Equal(StepState.Compensated, s.State));
+    }
+
+    private const string Saga = """
+        pipelines:
+          saga:
+            steps:
+              - { name: reserve, handler: t.undoable }
+              - { name: ship, handler: t.undoable, depends_on: [reserve] }
+              - { name: charge, handler: t.fails, depends_on: [ship] }
+        """;
+
+    private static Action<PipelinesBuilder> SagaHandlers(ConcurrentQueue<string> undone, TimeSpan undoTakes = default) => p => p
+        .AddHandler("t.undoable", _ => Task.FromResult<JsonNode?>(null), async (context, _) =>
+        {
+            await Task.Delay(undoTakes, context.CancellationToken);
+            undone.Enqueue(context.Step);
+        })
+        .AddHandler("t.fails", _ => throw new InvalidOperationException("card declined"));
+
+    private Task<EngineHost> StartSagaAsync(ConcurrentQueue<string> undone, TimeSpan undoTakes = default, Action<Workers.Steps.WorkerOptions>? worker = null) =>
+        EngineHost.StartAsync(EngineHost.Catalog(Saga), _database.Options, pipelines =>
+        {
+            pipelines.AddCoordinator().AddWorker();
+            SagaHandlers(undone, undoTakes)(pipelines);
+        }, worker: worker, coordinator: QuickStallSweep);
+
+    private static void AssertFailedWithEveryCompletedStepUndoneOnce(RunRecord run, ConcurrentQueue<string> undone)
+    {
+        Assert.Equal(RunState.Failed, run.State);
+        Assert.Equal(["ship", "reserve"], undone.ToList());
+        Assert.All(run.Steps.Where(s => s.Name != "charge"), s => Assert.Equal(StepState.Compensated, s.State));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_compensation_slip_the_transport_lost_is_sent_again_and_each_step_is_undone_once(bool theLostSlipArrivesLateToo)
+    {
+        var undone = new ConcurrentQueue<string>();
+        Guid runId;
+        RoutingSlip compensations;
+        // No coordinator here: the test plays its moves, and the compensation slip it decides on is
+        // never sent, as if the transport lost it. The run is left compensating.
+        await using (var workerOnly = await EngineHost.StartAsync(EngineHost.Catalog(Saga), _database.Options, pipelines =>
+        {
+            pipelines.AddWorker();
+            SagaHandlers(undone)(pipelines);
+        }, coordinator: QuickStallSweep))
+        {
+            runId = (await workerOnly.StartRunAsync("saga")).RunId;
+            var coordinator = ActivatorUtilities.CreateInstance<Core.Coordination.RunCoordinator>(workerOnly.Services);
+            var bus = workerOnly.Services.GetRequiredService<IBus>();
+            foreach (var slip in (await coordinator.StartAsync(new StartRun { RunId = runId, Pipeline = "saga" }, CancellationToken.None)).Slips)
+            {
+                await bus.Execute(slip);
+            }
+            await workerOnly.WaitForStepAsync(runId, "charge", StepState.Failed);
+            compensations = (await coordinator.ChainEndedAsync(runId, 0, Core.Coordination.ChainEnd.Faulted, CancellationToken.None)).Slips.Single();
+            Assert.Equal(RunState.Compensating, await workerOnly.Store.ReadAsync(c => c.Runs.Where(r => r.Id == runId).Select(r => r.State).SingleAsync()));
+        }
+
+        await using var engine = await StartSagaAsync(undone);
+        if (theLostSlipArrivesLateToo)
+        {
+            await engine.Services.GetRequiredService<IBus>().Execute(compensations);
+        }
+        var run = await engine.WaitForRunAsync(runId);
+
+        AssertFailedWithEveryCompletedStepUndoneOnce(run, undone);
+    }
+
+    [Fact]
+    public async Task A_worker_stopping_in_the_middle_of_a_compensation_gives_it_back_and_it_is_undone_on_the_next_start()
+    {
+        var undone = new ConcurrentQueue<string>();
+        var shipUndoStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Guid runId;
+        await using (var stopping = await EngineHost.StartAsync(EngineHost.Catalog(Saga), _database.Options, pipelines => pipelines
+            .AddCoordinator().AddWorker()
+            .AddHandler("t.undoable", _ => Task.FromResult<JsonNode?>(null), async (context, _) =>
+            {
+                shipUndoStarted.TrySetResult();
+                await Task.Delay(Timeout.Infinite, context.CancellationToken);
+            })
+            .AddHandler("t.fails", _ => throw new InvalidOperationException("card declined")),
+            worker: w => w.GracePeriod = TimeSpan.FromSeconds(1), coordinator: QuickStallSweep))
+        {
+            runId = (await stopping.StartRunAsync("saga")).RunId;
+            await shipUndoStarted.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        // The slip it put back on the in-memory queue was lost with the process; its lease was not kept.
+        await using (var storeOnly = await EngineHost.StartAsync(EngineHost.Catalog(Saga), _database.Options, _ => { }))
+        {
+            var ship = await storeOnly.Store.ReadAsync(c => c.Steps.SingleAsync(s => s.RunId == runId && s.Name == "ship"));
+            Assert.Equal((StepState.Succeeded, null, null), (ship.State, ship.LeaseOwner, ship.CompensationEndedAt));
+        }
+
+        await using var engine = await StartSagaAsync(undone);
+        var run = await engine.WaitForRunAsync(runId);
+
+        AssertFailedWithEveryCompletedStepUndoneOnce(run, undone);
+    }
+
+    [Fact]
+    public async Task A_compensation_running_longer_than_its_lease_and_the_stall_grace_keeps_its_lease_and_runs_once()
+    {
+        var undone = new ConcurrentQueue<string>();
+        await using var engine = await StartSagaAsync(undone, undoTakes: TimeSpan.FromSeconds(3), worker: w => w.LeaseDuration = TimeSpan.FromSeconds(1));
+
+        var run = await engine.WaitForRunAsync((await engine.StartRunAsync("saga")).RunId);
+
+        AssertFailedWithEveryCompletedStepUndoneOnce(run, undone);
     }
 
     [Fact]

@@ -66,7 +66,7 @@ public sealed class RoutingSlipEndConsumer(RunCoordinator coordinator)
             return;
         }
         var actions = variables.ContainsKey(RoutingSlipPlanner.CompensationVariable)
-            ? await coordinator.CompensationEndedAsync(run, context.CancellationToken)
+            ? await coordinator.CompensationEndedAsync(run, end, context.CancellationToken)
             : await coordinator.ChainEndedAsync(run, context.SerializerContext.GetValue<int>(variables, RoutingSlipPlanner.ChainVariable) ?? 0, end, context.CancellationToken);
         await actions.ApplyAsync(context);
     }

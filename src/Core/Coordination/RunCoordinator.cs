@@ -224,14 +224,71 @@ public sealed partial class RunCoordinator(
             PipelinesTelemetry.RecordRunFinished(scope.Run.Pipeline, nameof(RunState.Cancelled));
         }, cancellationToken);
 
-    public Task<CoordinatorActions> CompensationEndedAsync(Guid runId, CancellationToken cancellationToken) =>
-        InKnownRunAsync(runId, scope =>
+    /// <summary>
+    /// A compensation slip ended. The run is failed once every compensation has ended; a copy of the
+    /// slip that stopped at a compensation another copy holds, or a slip that faulted, leaves the rest
+    /// to that copy or to the sweep (<see cref="ResumeStalledCompensationsAsync"/>).
+    /// </summary>
+    public Task<CoordinatorActions> CompensationEndedAsync(Guid runId, ChainEnd end, CancellationToken cancellationToken) =>
+        InKnownRunAsync(runId, async scope =>
         {
-            if (scope.Run.State == RunState.Compensating)
+            if (scope.Run.State != RunState.Compensating)
+            {
+                return;
+            }
+            var left = await scope.CompensationsLeftAsync(cancellationToken);
+            if (left.Count == 0)
             {
                 scope.Finish(RunState.Failed);
             }
-            return Task.CompletedTask;
+            else if (end == ChainEnd.Faulted)
+            {
+                LogCompensationSlipFaulted(runId, left[0], scope.Run.CompensationCheckAt);
+            }
+        }, cancellationToken);
+
+    /// <summary>
+    /// Looks again at a compensating run that went quiet for longer than its wait
+    /// (<see cref="CoordinatorOptions.StalledChainGrace"/>, doubled on each resend): no compensation
+    /// of it running or ending meanwhile. Either the end of its slip never reached the coordinator
+    /// (every compensation has ended: the run is failed, as that end would have) or the slip was lost
+    /// before its last compensation (the rest is sent again; a compensation runs under a lease, so a
+    /// copy that does arrive undoes nothing twice).
+    /// </summary>
+    public Task<CoordinatorActions> ResumeStalledCompensationsAsync(Guid runId, CancellationToken cancellationToken) =>
+        InKnownRunAsync(runId, async scope =>
+        {
+            var run = scope.Run;
+            var now = store.Now;
+            if (run.State != RunState.Compensating || run.CompensationCheckAt > now)
+            {
+                return;
+            }
+            var left = await scope.CompensationsLeftAsync(cancellationToken);
+            if (left.Count == 0)
+            {
+                LogCompensationEndMissing(runId);
+                scope.Finish(RunState.Failed);
+                return;
+            }
+            // A run compensating since before the store kept these times starts its wait now: its
+            // compensation may be running without a lease.
+            var lastSeen = run.CompensationQuietSince ?? now;
+            var wait = (run.CompensationCheckAt ?? lastSeen) - lastSeen;
+            wait = wait < StallGrace ? StallGrace : wait;
+            var steps = scope.Steps.Where(s => left.Contains(s.Name)).ToList();
+            var quietSince = steps.Any(s => s.LeaseExpiresAt > now) ? now
+                : scope.Steps.Select(s => s.CompensationEndedAt).Append(lastSeen).Max()!.Value;
+            if (now - quietSince < wait)
+            {
+                run.CompensationQuietSince = quietSince;
+                run.CompensationCheckAt = quietSince + wait;
+                return;
+            }
+            LogResendingCompensations(runId, left[0], now - quietSince);
+            scope.DispatchCompensations(left);
+            var longer = wait * 2;
+            run.CompensationCheckAt = now + (longer > MaxStallWait ? MaxStallWait : longer);
         }, cancellationToken);
 
     /// <summary>
@@ -309,6 +366,15 @@ public sealed partial class RunCoordinator(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: chain {Chain} finished {Quiet} ago but its end never arrived; ending it as {End}")]
     private partial void LogChainEndMissing(Guid runId, int chain, TimeSpan quiet, ChainEnd end);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: its compensation slip faulted before the compensation of step '{Step}'; the sweep sends the rest again after {CheckAt}")]
+    private partial void LogCompensationSlipFaulted(Guid runId, string step, DateTimeOffset? checkAt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: compensations quiet for {Quiet}, the compensation of step '{Step}' never claimed; sending the rest of them again")]
+    private partial void LogResendingCompensations(Guid runId, string step, TimeSpan quiet);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: every compensation ended but the end of their slip never arrived; failing the run")]
+    private partial void LogCompensationEndMissing(Guid runId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId} of '{Pipeline}' {State}")]
     private partial void LogRunFinished(Guid runId, string pipeline, RunState state);
@@ -453,25 +519,43 @@ public sealed partial class RunCoordinator(
             {
                 return;
             }
-            var stepStates = await context.Steps.AsNoTracking().Where(s => s.RunId == run.Id)
-                .Select(s => new { s.Name, s.State, s.Reused }).ToListAsync(cancellationToken);
-            if (stepStates.Any(s => s.State == StepState.Running))
+            if (await context.Steps.AnyAsync(s => s.RunId == run.Id && s.State == StepState.Running, cancellationToken))
             {
                 return; // running branches finish first, so that their work is compensated too
             }
-            var completed = stepStates.Where(s => s.State == StepState.Succeeded && !s.Reused).Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
-            var toCompensate = Graph.TopologicalOrder.Reverse()
-                .Select(i => Graph.Step(i))
-                .Where(s => s.Handler is not null && completed.Contains(s.Name))
-                .Select(s => s.Name)
-                .ToList();
+            var toCompensate = await CompensationsLeftAsync(cancellationToken);
             if (toCompensate.Count == 0)
             {
                 Finish(RunState.Failed);
                 return;
             }
             run.State = RunState.Compensating;
-            actions.Slips.Add(coordinator.Planner.PlanCompensation(run.Id, run.Pipeline, toCompensate));
+            DispatchCompensations(toCompensate);
+        }
+
+        /// <summary>
+        /// The completed handler steps whose compensation has not ended, in the order they are undone:
+        /// reverse dependency order across the whole DAG. Steps reused from a retried run are not this
+        /// run's to undo.
+        /// </summary>
+        public async Task<List<string>> CompensationsLeftAsync(CancellationToken cancellationToken)
+        {
+            var open = (await context.Steps.AsNoTracking()
+                .Where(s => s.RunId == run.Id && s.State == StepState.Succeeded && !s.Reused && s.CompensationEndedAt == null)
+                .Select(s => s.Name).ToListAsync(cancellationToken)).ToHashSet(StringComparer.Ordinal);
+            return Graph.TopologicalOrder.Reverse()
+                .Select(i => Graph.Step(i))
+                .Where(s => s.Handler is not null && open.Contains(s.Name))
+                .Select(s => s.Name)
+                .ToList();
+        }
+
+        public void DispatchCompensations(List<string> steps)
+        {
+            actions.Slips.Add(coordinator.Planner.PlanCompensation(run.Id, run.Pipeline, steps));
+            var now = coordinator.Now;
+            run.CompensationQuietSince = now;
+            run.CompensationCheckAt = now + coordinator.StallGrace;
         }
 
         public void Finish(RunState state)

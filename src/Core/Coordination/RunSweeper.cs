@@ -23,10 +23,10 @@ public sealed class CoordinatorOptions
     public TimeSpan PendingGrace { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// How long a dispatched chain may stay quiet (no step of it running or finishing) before the
-    /// sweeper takes its slip, or the event of its end, for lost and repairs the run; doubled after
-    /// each resend. A step waiting in a long queue is sent twice at worst: harmless, a step is
-    /// claimed once.
+    /// How long a dispatched chain may stay quiet (no step of it running or finishing), or a failed
+    /// run's compensations (none running or ending), before the sweeper takes their slip, or the
+    /// event of its end, for lost and repairs the run; doubled after each resend. A step or a
+    /// compensation waiting in a long queue is sent twice at worst: harmless, each is claimed once.
     /// </summary>
     public TimeSpan StalledChainGrace { get; set; } = TimeSpan.FromMinutes(1);
 }
@@ -36,7 +36,8 @@ public sealed class CoordinatorOptions
 /// StartRun never arrived (the broker was down when they were accepted), dispatches again
 /// detached steps whose worker stopped renewing its lease (killed, or handed the step back), and
 /// repairs runs whose chain slip or chain end was lost on the way (see
-/// <see cref="RunCoordinator.ResumeStalledChainsAsync"/>). Three queries per sweep: an idle
+/// <see cref="RunCoordinator.ResumeStalledChainsAsync"/>), or whose compensation slip or its end was
+/// (<see cref="RunCoordinator.ResumeStalledCompensationsAsync"/>). Four queries per sweep: an idle
 /// deployment stays quiet.
 /// </summary>
 public sealed partial class RunSweeper(RunStore store, RunCoordinator coordinator, IBus bus, IOptions<CoordinatorOptions> options, ILogger<RunSweeper> logger) : BackgroundService
@@ -104,11 +105,21 @@ public sealed partial class RunSweeper(RunStore store, RunCoordinator coordinato
             var actions = await coordinator.ResumeStalledChainsAsync(run.Id, cancellationToken);
             await actions.ApplyAsync(bus, cancellationToken);
         }
+
+        var compensating = await store.ReadAsync(c => c.Runs
+            .Where(r => r.State == RunState.Compensating && (r.CompensationCheckAt == null || r.CompensationCheckAt < now))
+            .Select(r => new { r.Id, r.Pipeline, r.TraceParent }).Take(500).ToListAsync(cancellationToken));
+        foreach (var run in compensating)
+        {
+            using var trace = PipelinesTelemetry.StartRunActivity("resume stalled compensations", run.Id, run.Pipeline, run.TraceParent);
+            var actions = await coordinator.ResumeStalledCompensationsAsync(run.Id, cancellationToken);
+            await actions.ApplyAsync(bus, cancellationToken);
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId} was stored {Waited} ago but not started; sending StartRun again, and again after {Wait} if it is still pending")]
     private partial void LogResendingStart(Guid runId, TimeSpan waited, TimeSpan wait);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Sweep of pending runs and abandoned steps failed; retrying")]
+    [LoggerMessage(Level = LogLevel.Error, Message = "The coordinator's sweep (pending runs, abandoned steps, stalled chains and compensations) failed; retrying")]
     private partial void LogSweepFailed(Exception exception);
 }

@@ -46,6 +46,14 @@ public sealed class RunRecord
     /// <summary>W3C trace parent of the run's trace, so that work resumed later joins the same trace.</summary>
     public string? TraceParent { get; set; }
     public string? Error { get; set; }
+    /// <summary>When the run's compensations were last seen moving: their slip sent, or one of them running or ending.</summary>
+    public DateTimeOffset? CompensationQuietSince { get; set; }
+    /// <summary>
+    /// When the coordinator's sweep looks at the run if it is still compensating, to find a
+    /// compensation slip, or its end, that never arrived. The wait after
+    /// <see cref="CompensationQuietSince"/> doubles on each resend.
+    /// </summary>
+    public DateTimeOffset? CompensationCheckAt { get; set; }
     /// <summary>Chains not yet completed; the run succeeds when it reaches zero.</summary>
     public int RemainingChains { get; set; }
     /// <summary>Bumped by every coordinator transaction: updating it first takes the run's row lock, so the coordinator's decisions about one run are serialized.</summary>
@@ -71,8 +79,14 @@ public sealed class StepRecord
     public string? ErrorType { get; set; }
     public string? ErrorMessage { get; set; }
     public string? ErrorStack { get; set; }
+    /// <summary>The worker running the step, or its compensation, under a lease that expires unless renewed.</summary>
     public string? LeaseOwner { get; set; }
     public DateTimeOffset? LeaseExpiresAt { get; set; }
+    /// <summary>
+    /// When the step's compensation ended: undone (the step is then compensated), failed (the error
+    /// says so) or with nothing to undo. Unset while it is still to run.
+    /// </summary>
+    public DateTimeOffset? CompensationEndedAt { get; set; }
     /// <summary>The step outlived the delivery that started it; its worker reports completion by message.</summary>
     public bool Detached { get; set; }
     /// <summary>Output copied from the run this one retries; the step did not run again.</summary>

@@ -20,6 +20,19 @@ public abstract record StepClaim
     public sealed record Inactive(string Reason) : StepClaim;
 }
 
+/// <summary>The outcome of a worker's attempt to take a step's compensation.</summary>
+public enum CompensationClaim
+{
+    /// <summary>This worker holds the compensation's lease now.</summary>
+    Claimed,
+
+    /// <summary>The compensation already ended (or the step was never completed): nothing to do.</summary>
+    Ended,
+
+    /// <summary>Another copy of the compensation slip is running it under a live lease.</summary>
+    HeldElsewhere,
+}
+
 /// <summary>
 /// An error as stored with a step attempt. <paramref name="Kind"/> says what went wrong in a word
 /// (<c>timeout</c>, <c>exit-code</c>, <c>oom</c>, <c>policy</c>, <c>worker-lost</c>, <c>handed-back</c>,
@@ -221,24 +234,71 @@ public sealed class StepLeases(RunStore store, GroupCommitWriter writer, string 
             return (recorded, detached);
         }, cancellationToken);
 
-    public Task MarkCompensatedAsync(Guid runId, string step, StepError? error, CancellationToken cancellationToken) =>
+    /// <summary>
+    /// Takes the lease on a completed step's compensation, so that two copies of a compensation slip
+    /// (one resent by the coordinator's sweep while the first was only slow) never undo it at once.
+    /// </summary>
+    public Task<CompensationClaim> ClaimCompensationAsync(Guid runId, string step, CancellationToken cancellationToken) =>
         writer.WriteAsync(async context =>
         {
-            if (error is null)
+            var now = store.Now;
+            var open = context.Steps.Where(s => s.RunId == runId && s.Name == step && s.State == StepState.Succeeded && s.CompensationEndedAt == null);
+            var claimed = await open
+                .Where(s => s.LeaseExpiresAt == null || s.LeaseExpiresAt < now)
+                .ExecuteUpdateAsync(s => s
+                    .SetProperty(x => x.LeaseOwner, workerId)
+                    .SetProperty(x => x.LeaseExpiresAt, now + leaseDuration), cancellationToken);
+            if (claimed == 1)
             {
-                await context.Steps.Where(s => s.RunId == runId && s.Name == step && s.State == StepState.Succeeded)
-                    .ExecuteUpdateAsync(s => s.SetProperty(x => x.State, StepState.Compensated), cancellationToken);
+                return CompensationClaim.Claimed;
             }
-            else
-            {
-                await context.Steps.Where(s => s.RunId == runId && s.Name == step)
-                    .ExecuteUpdateAsync(s => s
-                        .SetProperty(x => x.ErrorKind, error.Kind)
-                        .SetProperty(x => x.ErrorType, error.Type)
-                        .SetProperty(x => x.ErrorMessage, $"compensation failed: {error.Message}")
-                        .SetProperty(x => x.ErrorStack, error.StackTrace), cancellationToken);
-            }
+            return await open.AnyAsync(cancellationToken) ? CompensationClaim.HeldElsewhere : CompensationClaim.Ended;
         }, cancellationToken);
+
+    /// <summary>Extends the lease on a compensation; false when this worker no longer holds it.</summary>
+    public Task<bool> RenewCompensationAsync(Guid runId, string step, CancellationToken cancellationToken) =>
+        writer.WriteAsync(async context => await OwnCompensation(context, runId, step)
+            .ExecuteUpdateAsync(s => s.SetProperty(x => x.LeaseExpiresAt, store.Now + leaseDuration), cancellationToken) == 1, cancellationToken);
+
+    /// <summary>Gives a compensation back unfinished (the worker is stopping): the next delivery of it may take it at once.</summary>
+    public Task ReleaseCompensationAsync(Guid runId, string step, CancellationToken cancellationToken) =>
+        writer.WriteAsync(context => OwnCompensation(context, runId, step)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(x => x.LeaseOwner, (string?)null)
+                .SetProperty(x => x.LeaseExpiresAt, (DateTimeOffset?)null), cancellationToken), cancellationToken);
+
+    /// <summary>
+    /// Records how a compensation this worker holds ended: <paramref name="undone"/> marks the step
+    /// compensated, <paramref name="error"/> says why it could not be; neither means there was
+    /// nothing to undo. Returns false when this worker had lost the lease.
+    /// </summary>
+    public Task<bool> EndCompensationAsync(Guid runId, string step, bool undone, StepError? error, CancellationToken cancellationToken) =>
+        writer.WriteAsync(async context =>
+        {
+            var ended = OwnCompensation(context, runId, step);
+            var now = store.Now;
+            if (error is not null)
+            {
+                return await ended.ExecuteUpdateAsync(s => s
+                    .SetProperty(x => x.CompensationEndedAt, now)
+                    .SetProperty(x => x.LeaseOwner, (string?)null)
+                    .SetProperty(x => x.LeaseExpiresAt, (DateTimeOffset?)null)
+                    .SetProperty(x => x.ErrorKind, error.Kind)
+                    .SetProperty(x => x.ErrorType, error.Type)
+                    .SetProperty(x => x.ErrorMessage, $"compensation failed: {error.Message}")
+                    .SetProperty(x => x.ErrorStack, error.StackTrace), cancellationToken) == 1;
+            }
+            var state = undone ? StepState.Compensated : StepState.Succeeded;
+            return await ended.ExecuteUpdateAsync(s => s
+                .SetProperty(x => x.State, state)
+                .SetProperty(x => x.CompensationEndedAt, now)
+                .SetProperty(x => x.LeaseOwner, (string?)null)
+                .SetProperty(x => x.LeaseExpiresAt, (DateTimeOffset?)null), cancellationToken) == 1;
+        }, cancellationToken);
+
+    private IQueryable<StepRecord> OwnCompensation(RunStoreContext context, Guid runId, string step) =>
+        context.Steps.Where(s => s.RunId == runId && s.Name == step && s.State == StepState.Succeeded
+            && s.CompensationEndedAt == null && s.LeaseOwner == workerId);
 
     public Task<Dictionary<string, string?>> OutputsAsync(Guid runId, IReadOnlyCollection<string> steps) =>
         store.ReadAsync(context => context.Steps

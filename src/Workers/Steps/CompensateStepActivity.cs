@@ -14,31 +14,75 @@ namespace Pipelines.Workers.Steps;
 /// Undoes a completed step after its run failed. A failing compensation is recorded on the step
 /// and the remaining compensations still run: stopping half-way would leave more undone.
 /// </summary>
+/// <remarks>
+/// A compensation runs under a lease, as a step does: the coordinator's sweep resends a
+/// compensation slip that went quiet, and the lease keeps the copy from undoing a step the first
+/// copy is still undoing. A copy that finds the lease held stops there; the holder goes on with the
+/// rest, in order.
+/// </remarks>
 public sealed partial class CompensateStepActivity(
     PipelineCatalog catalog, RunStore store, StepLeases leases, IEnumerable<IStepExecutor> executors,
     StepLogWriter logs, ISecretResolver secrets, ILoggerFactory loggerFactory, ILogger<CompensateStepActivity> logger)
     : IExecuteActivity<StepArguments>
 {
+    private static readonly Dictionary<string, object> StoppedVariables = new() { [RoutingSlipPlanner.StoppedVariable] = true };
+
     public async Task<ExecutionResult> Execute(ExecuteContext<StepArguments> context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var (runId, pipelineName, stepName) = (context.Arguments.RunId, context.Arguments.Pipeline, context.Arguments.Step);
-        var pipeline = catalog.Get(pipelineName).Definition;
-        var definition = pipeline.FindStep(stepName)!;
-        var record = await store.ReadAsync(c => c.Steps.Where(s => s.RunId == runId && s.Name == stepName)
-            .Select(s => new { s.State, s.Output, s.Attempts }).SingleAsync(context.CancellationToken));
-        if (record.State != StepState.Succeeded)
+        var (runId, stepName) = (context.Arguments.RunId, context.Arguments.Step);
+        switch (await leases.ClaimCompensationAsync(runId, stepName, context.CancellationToken))
         {
+            case CompensationClaim.Ended:
+                return context.Completed();
+            case CompensationClaim.HeldElsewhere:
+                LogHeldElsewhere(runId, stepName);
+                return context.Terminate(StoppedVariables);
+        }
+
+        using var heartbeat = new CancellationTokenSource();
+        var renewing = KeepLeaseAsync(runId, stepName, heartbeat.Token);
+        try
+        {
+            var (undone, error) = await CompensateAsync(context);
+            if (!await leases.EndCompensationAsync(runId, stepName, undone, error, CancellationToken.None))
+            {
+                LogLostLease(runId, stepName);
+            }
             return context.Completed();
         }
-        var input = await store.ReadAsync(c => c.Runs.Where(r => r.Id == runId).Select(r => r.Input).SingleAsync(context.CancellationToken));
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        {
+            // The worker is stopping: the compensation and the rest of the slip go back to the queue.
+            await leases.ReleaseCompensationAsync(runId, stepName, CancellationToken.None);
+            var step = catalog.Get(context.Arguments.Pipeline).Definition.FindStep(stepName)!;
+            return context.ReviseItinerary(itinerary =>
+            {
+                itinerary.AddActivity(context.ActivityName, StepQueues.Address(StepQueues.CompensationFor(step)), context.Arguments);
+                itinerary.AddActivitiesFromSourceItinerary();
+            });
+        }
+        finally
+        {
+            await heartbeat.CancelAsync();
+            await renewing;
+        }
+    }
+
+    /// <summary>Runs the step's compensation: whether it undid anything, or why it failed.</summary>
+    private async Task<(bool Undone, StepError? Error)> CompensateAsync(ExecuteContext<StepArguments> context)
+    {
+        var (runId, pipelineName, stepName) = (context.Arguments.RunId, context.Arguments.Pipeline, context.Arguments.Step);
+        var definition = catalog.Get(pipelineName).Definition.FindStep(stepName)!;
+        var record = await store.ReadAsync(c => c.Steps.Where(s => s.RunId == runId && s.Name == stepName)
+            .Join(c.Runs, s => s.RunId, r => r.Id, (s, r) => new { s.Output, s.Attempts, r.Input }).SingleAsync(context.CancellationToken));
         var revealed = new RevealedSecrets(secrets);
         var stepContext = new StepContext
         {
             RunId = runId,
             Pipeline = pipelineName,
             Step = stepName,
-            Event = JsonNode.Parse(input)?.AsObject() ?? [],
+            Event = JsonNode.Parse(record.Input)?.AsObject() ?? [],
             Inputs = new Dictionary<string, JsonNode?>(),
             Attempt = record.Attempts,
             Logger = loggerFactory.CreateLogger($"Pipelines.Steps.{pipelineName}.{stepName}"),
@@ -48,13 +92,12 @@ public sealed partial class CompensateStepActivity(
             Secrets = revealed,
         };
         StepError? error = null;
-        var compensated = false;
+        var undone = false;
         try
         {
-            var executor = executors.FirstOrDefault(e => e.CanExecute(definition));
-            if (executor is not null)
+            if (executors.FirstOrDefault(e => e.CanExecute(definition)) is { } executor)
             {
-                compensated = await executor.CompensateAsync(stepContext, record.Output is null ? null : JsonNode.Parse(record.Output));
+                undone = await executor.CompensateAsync(stepContext, record.Output is null ? null : JsonNode.Parse(record.Output));
             }
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
@@ -62,16 +105,48 @@ public sealed partial class CompensateStepActivity(
             error = StepError.From(exception).MaskedWith(revealed);
             LogCompensationFailed(runId, stepName, error.Message);
         }
-        if (compensated || error is not null)
+        if (undone || error is not null)
         {
             stepContext.Log.Write("system", error is null ? "compensated" : $"compensation failed: {error.Message}");
             await logs.FlushAsync();
-            await leases.MarkCompensatedAsync(runId, stepName, error, context.CancellationToken);
         }
-        return context.Completed();
+        return (undone, error);
+    }
+
+    private async Task KeepLeaseAsync(Guid runId, string step, CancellationToken stop)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(leases.LeaseDuration / 3, stop);
+                if (!await leases.RenewCompensationAsync(runId, step, stop))
+                {
+                    LogLostLease(runId, step);
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        catch (Exception exception)
+        {
+            // A database outage: the lease may lapse and a resent slip undo the step again; say so.
+            LogHeartbeatFailed(exception, runId, step);
+        }
     }
 
     // The masked message only: the exception's own may hold a secret the step resolved.
     [LoggerMessage(Level = LogLevel.Error, Message = "Run {RunId}: compensation of step '{Step}' failed: {Error}")]
     private partial void LogCompensationFailed(Guid runId, string step, string error);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: the compensation of step '{Step}' is running under another copy of its slip's lease; this copy stops here and that one goes on with the rest")]
+    private partial void LogHeldElsewhere(Guid runId, string step);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: this worker lost the lease on the compensation of step '{Step}' while running it; another copy of the slip may have undone it too")]
+    private partial void LogLostLease(Guid runId, string step);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: lease renewal of the compensation of step '{Step}' failed")]
+    private partial void LogHeartbeatFailed(Exception exception, Guid runId, string step);
 }

@@ -57,6 +57,12 @@ namespace Pipelines.Core.Persistence.Migrations.Postgres
                         .ValueGeneratedOnAdd()
                         .HasColumnType("uuid");
 
+                    b.Property<DateTimeOffset?>("CompensationCheckAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTimeOffset?>("CompensationQuietSince")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
 
@@ -247,6 +253,9 @@ namespace Pipelines.Core.Persistence.Migrations.Postgres
 
                     b.Property<int>("Chain")
                         .HasColumnType("integer");
+
+                    b.Property<DateTimeOffset?>("CompensationEndedAt")
+                        .HasColumnType("timestamp with time zone");
 
                     b.Property<bool>("Detached")
                         .HasColumnType("boolean");

@@ -52,6 +52,12 @@ namespace Pipelines.Core.Persistence.Migrations.Sqlite
                         .ValueGeneratedOnAdd()
                         .HasColumnType("TEXT");
 
+                    b.Property<long?>("CompensationCheckAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("CompensationQuietSince")
+                        .HasColumnType("INTEGER");
+
                     b.Property<long>("CreatedAt")
                         .HasColumnType("INTEGER");
 
@@ -237,6 +243,9 @@ namespace Pipelines.Core.Persistence.Migrations.Sqlite
                         .HasColumnType("INTEGER");
 
                     b.Property<int>("Chain")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("CompensationEndedAt")
                         .HasColumnType("INTEGER");
 
                     b.Property<bool>("Detached")
