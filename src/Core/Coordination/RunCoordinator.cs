@@ -276,8 +276,7 @@ public sealed partial class RunCoordinator(
             var lastSeen = run.CompensationQuietSince ?? now;
             var wait = (run.CompensationCheckAt ?? lastSeen) - lastSeen;
             wait = wait < StallGrace ? StallGrace : wait;
-            var steps = scope.Steps.Where(s => left.Contains(s.Name)).ToList();
-            var quietSince = steps.Any(s => s.LeaseExpiresAt > now) ? now
+            var quietSince = scope.Steps.Any(s => left.Contains(s.Name) && s.LeaseExpiresAt > now) ? now
                 : scope.Steps.Select(s => s.CompensationEndedAt).Append(lastSeen).Max()!.Value;
             if (now - quietSince < wait)
             {

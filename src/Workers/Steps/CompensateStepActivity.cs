@@ -25,8 +25,6 @@ public sealed partial class CompensateStepActivity(
     StepLogWriter logs, ISecretResolver secrets, ILoggerFactory loggerFactory, ILogger<CompensateStepActivity> logger)
     : IExecuteActivity<StepArguments>
 {
-    private static readonly Dictionary<string, object> StoppedVariables = new() { [RoutingSlipPlanner.StoppedVariable] = true };
-
     public async Task<ExecutionResult> Execute(ExecuteContext<StepArguments> context)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -37,7 +35,7 @@ public sealed partial class CompensateStepActivity(
                 return context.Completed();
             case CompensationClaim.HeldElsewhere:
                 LogHeldElsewhere(runId, stepName);
-                return context.Terminate(StoppedVariables);
+                return SlipEnds.Stop(context);
         }
 
         using var heartbeat = new CancellationTokenSource();
@@ -56,11 +54,7 @@ public sealed partial class CompensateStepActivity(
             // The worker is stopping: the compensation and the rest of the slip go back to the queue.
             await leases.ReleaseCompensationAsync(runId, stepName, CancellationToken.None);
             var step = catalog.Get(context.Arguments.Pipeline).Definition.FindStep(stepName)!;
-            return context.ReviseItinerary(itinerary =>
-            {
-                itinerary.AddActivity(context.ActivityName, StepQueues.Address(StepQueues.CompensationFor(step)), context.Arguments);
-                itinerary.AddActivitiesFromSourceItinerary();
-            });
+            return SlipEnds.HandBack(context, StepQueues.Address(StepQueues.CompensationFor(step)));
         }
         finally
         {

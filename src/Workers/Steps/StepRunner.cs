@@ -68,7 +68,7 @@ public sealed partial class StepRunner(
                     return context.CompletedWithVariables(OutputVariables(stepName, done.Output));
                 case StepClaim.Inactive inactive:
                     LogNotRunning(runId, stepName, inactive.Reason);
-                    return context.Terminate(StoppedVariables);
+                    return SlipEnds.Stop(context);
                 case StepClaim.HeldElsewhere held:
                     if (!waitLogged)
                     {
@@ -109,11 +109,7 @@ public sealed partial class StepRunner(
     {
         await Task.Delay(TimeSpan.FromMilliseconds(250), CancellationToken.None);
         var step = catalog.Get(context.Arguments.Pipeline).Definition.FindStep(context.Arguments.Step)!;
-        return context.ReviseItinerary(itinerary =>
-        {
-            itinerary.AddActivity(context.ActivityName, StepQueues.Address(StepQueues.For(step)), context.Arguments);
-            itinerary.AddActivitiesFromSourceItinerary();
-        });
+        return SlipEnds.HandBack(context, StepQueues.Address(StepQueues.For(step)));
     }
 
     /// <summary>Cancels the running steps of a run (they end as cancelled).</summary>
@@ -158,7 +154,7 @@ public sealed partial class StepRunner(
             // Handed back: the lease now looks expired and the step detached, so the coordinator
             // dispatches it again at once.
             Ending.HandedBack => context.Terminate(DetachedVariables(stepName)),
-            _ => context.Terminate(StoppedVariables),
+            _ => SlipEnds.Stop(context),
         };
     }
 
@@ -351,8 +347,6 @@ public sealed partial class StepRunner(
 
     private static Dictionary<string, object> OutputVariables(string step, string? output) =>
         new() { [RoutingSlipPlanner.OutputVariable(step)] = output ?? "null" };
-
-    private static readonly Dictionary<string, object> StoppedVariables = new() { [RoutingSlipPlanner.StoppedVariable] = true };
 
     private static Dictionary<string, object> DetachedVariables(string step) =>
         new() { [RoutingSlipPlanner.DetachedStepVariable] = step };
