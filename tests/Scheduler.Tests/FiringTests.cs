@@ -35,6 +35,8 @@ public sealed class FiringTests(ScratchDatabase database) : IClassFixture<Scratc
             Assert.Equal(0, run.FireTime!.Value.Millisecond);
             Assert.Equal($"schedule:report/every-second:{run.FireTime.Value.UtcDateTime.ToString("O", CultureInfo.InvariantCulture)}", run.IdempotencyKey);
             Assert.Equal("2026-03-01", JsonNode.Parse(run.Input)!["day"]!.GetValue<string>());
+            // Fires are recorded ahead of their time; runs never start before it.
+            Assert.InRange(run.CreatedAt - run.FireTime.Value, TimeSpan.Zero, TimeSpan.FromSeconds(1));
         });
         var fireTimes = runs.Select(r => r.FireTime!.Value).ToList();
         Assert.All(fireTimes.Zip(fireTimes.Skip(1)), pair => Assert.Equal(TimeSpan.FromSeconds(1), pair.Second - pair.First));
@@ -56,6 +58,37 @@ public sealed class FiringTests(ScratchDatabase database) : IClassFixture<Scratc
         var first = (await scheduler.WaitForRunsAsync("report/from-api", runs => runs.Count >= 1, Patience))[0];
         Assert.Equal(due, first.FireTime);
         Assert.InRange(first.CreatedAt - due, TimeSpan.Zero, TimeSpan.FromSeconds(1));
+    }
+
+    [ServiceFact]
+    public async Task a_fire_recorded_ahead_of_its_time_starts_its_run_at_the_time_unless_the_schedule_is_paused_before()
+    {
+        var key = new ScheduleKey("report", "ahead");
+        var catalog = SchedulerTestHost.Catalog(Pipelines.Report);
+        var log = new LogSink();
+        // 900 ms ahead (the most under the 1 s poll interval), so that the test can pause between the record and the time.
+        await using var scheduler = await SchedulerTestHost.StartAsync(catalog, database.Options, options: o => o.FireAhead = TimeSpan.FromMilliseconds(900), log: log);
+        await using var api = await SchedulerTestHost.StartAsync(catalog, database.Options, fires: false);
+        await api.Schedules.CreateAsync("report", new ScheduleDefinition { Name = key.Name, Cron = "*/2 * * * * ?" });
+
+        // Not the first fire: the scheduler may find the new schedule only at its next poll, after that fire's time.
+        var (due, seenAt) = await database.FireRecordedAsync(key.ToString(), DateTimeOffset.UtcNow + TimeSpan.FromSeconds(2), Patience);
+        var beforeTime = await scheduler.RunsAsync(key.ToString());
+        var run = (await scheduler.WaitForRunsAsync(key.ToString(), runs => runs.Any(r => r.FireTime == due), Patience)).Single(r => r.FireTime == due);
+
+        Assert.True(seenAt < due, $"the fire due at {due:O} was first seen recorded at {seenAt:O}");
+        Assert.DoesNotContain(beforeTime, r => r.FireTime == due);
+        Assert.True(run.CreatedAt >= due, $"the run of the fire due at {due:O} started at {run.CreatedAt:O}");
+
+        var (next, _) = await database.FireRecordedAsync(key.ToString(), due, Patience);
+        await api.Schedules.PauseAsync(key);
+        var pausedAt = DateTimeOffset.UtcNow;
+        var untilAfterNext = next + TimeSpan.FromSeconds(1) - DateTimeOffset.UtcNow;
+        await Task.Delay(untilAfterNext > TimeSpan.Zero ? untilAfterNext : TimeSpan.Zero);
+
+        Assert.True(pausedAt < next, $"the pause ended at {pausedAt:O}, after the fire it was to withdraw ({next:O})");
+        Assert.DoesNotContain(await scheduler.RunsAsync(key.ToString()), r => r.FireTime == next);
+        Assert.Contains(log.Events, e => e.Id.Id == 5014 && e.Message.Contains($"{key} fire for {next:O} withdrawn", StringComparison.Ordinal));
     }
 
     [ServiceFact]

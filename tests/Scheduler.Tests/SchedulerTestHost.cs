@@ -55,6 +55,30 @@ public sealed class ScratchDatabase : IAsyncLifetime
         Assert.True(await row.ReadAsync(), $"no trigger stored for {schedule}");
         return (row.GetString(0), new DateTimeOffset(row.GetInt64(1), TimeSpan.Zero));
     }
+
+    /// <summary>
+    /// Waits until a fire of <paramref name="schedule"/> due after <paramref name="after"/> is recorded as
+    /// fired in Quartz's store; its due time, and when the test saw the record.
+    /// </summary>
+    public async Task<(DateTimeOffset Due, DateTimeOffset SeenAt)> FireRecordedAsync(string schedule, DateTimeOffset after, TimeSpan timeout)
+    {
+        await using var connection = new NpgsqlConnection(_database!.ConnectionString);
+        await connection.OpenAsync();
+        var deadline = DateTimeOffset.UtcNow + timeout;
+        while (DateTimeOffset.UtcNow < deadline)
+        {
+            await using var read = new NpgsqlCommand(
+                "SELECT sched_time FROM qrtz_fired_triggers WHERE trigger_group = 'pipelines' AND trigger_name = @schedule AND state = 'EXECUTING' AND sched_time > @after", connection);
+            read.Parameters.AddWithValue("schedule", schedule);
+            read.Parameters.AddWithValue("after", after.UtcTicks);
+            if (await read.ExecuteScalarAsync() is long ticks)
+            {
+                return (new DateTimeOffset(ticks, TimeSpan.Zero), DateTimeOffset.UtcNow);
+            }
+            await Task.Delay(10);
+        }
+        throw new TimeoutException($"no fire of {schedule} after {after:O} was recorded within {timeout}");
+    }
 }
 
 /// <summary>

@@ -6,6 +6,7 @@ using Pipelines.Core.Hosting;
 using Pipelines.Core.Persistence;
 using Pipelines.Scheduler.Schedules;
 using Quartz;
+using Quartz.Extensibility;
 
 namespace Pipelines.Scheduler.Hosting;
 
@@ -88,6 +89,7 @@ public static class SchedulerServiceCollectionExtensions
             quartz.AddTriggerListener<MisfireLogger>();
             quartz.AddTriggerListener<StaleFireVeto>();
         });
+        FireJobStoreAhead(services);
         services.TryAddSingleton<StaleFires>();
         // Our settings reach Quartz through its options, so that Pipelines:Scheduler is the one place to set them.
         services.AddOptions<QuartzSchedulerOptions>().Configure<IOptions<SchedulerOptions>>((quartz, ours) =>
@@ -103,6 +105,19 @@ public static class SchedulerServiceCollectionExtensions
             cluster.CheckinInterval = ours.Value.ClusterCheckinInterval;
             cluster.CheckinMisfireThreshold = ours.Value.ClusterCheckinMisfireThreshold;
         });
+    }
+
+    /// <summary>
+    /// Wraps the store <c>UsePersistentStore</c> registered in <see cref="FireAheadJobStore"/>. Quartz's
+    /// database stores are internal types, so the wrapper decorates the registration's factory.
+    /// </summary>
+    private static void FireJobStoreAhead(IServiceCollection services)
+    {
+        var index = services.IndexOf(services.SingleOrDefault(d => d.ServiceType == typeof(IJobStore) && !d.IsKeyedService && d.ImplementationFactory is not null)
+            ?? throw new InvalidOperationException("Quartz registered no job store factory to fire ahead of time; has Quartz changed how UsePersistentStore registers its store?"));
+        var quartzStore = services[index].ImplementationFactory!;
+        services[index] = ServiceDescriptor.Singleton<IJobStore>(provider =>
+            ActivatorUtilities.CreateInstance<FireAheadJobStore>(provider, (IJobStore)quartzStore(provider)));
     }
 
     private sealed class SchedulerRoleMarker;

@@ -28,6 +28,9 @@ internal static class ScheduleTriggers
             .WithDescription($"schedule {key}")
             // Durable: a schedule past its end_at has no trigger left and is still listed, as ended.
             .StoreDurably()
+            // A fire whose replica dies before it has started the run is run again by another (the
+            // run's idempotency key makes that safe); fires are recorded ahead of their time (FireAheadJobStore).
+            .RequestRecovery()
             .UsingJobData(schedule.ToJobData())
             .Build();
 
@@ -74,6 +77,18 @@ internal static class ScheduleTriggers
         trigger.Key.Group == QueuedGroup && trigger.JobDataMap.TryGetValue(QueuedFireTimeKey, out var value) && value is string text
             ? DateTimeOffset.Parse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal)
             : null;
+
+    /// <summary>
+    /// Of a fire Quartz runs again because the replica that fired it stopped: the group of the trigger
+    /// that fired it and the time that fire was due (Quartz keeps whole seconds; cron fires have no more).
+    /// </summary>
+    public static (string Group, DateTimeOffset DueTime) RecoveredFireOf(IJobExecutionContext context)
+    {
+        var data = context.MergedJobDataMap;
+        return (
+            data.GetString(SchedulerConstants.FailedJobOriginalTriggerGroup) ?? "",
+            DateTimeOffset.Parse(data.GetString(SchedulerConstants.FailedJobOriginalTriggerScheduledFireTime)!, CultureInfo.InvariantCulture));
+    }
 
     /// <summary>The fire time encoded in a queued trigger's name (listings do not load trigger data).</summary>
     public static DateTimeOffset QueuedFireTimeOf(TriggerKey key) =>

@@ -31,8 +31,28 @@ internal sealed class ScheduledRunJob(
         ArgumentNullException.ThrowIfNull(context);
         var key = ScheduleKey.FromJobKey(context.JobDetail.Key);
         var schedule = StoredSchedule.FromJobData(context.JobDetail.JobDataMap);
-        var queuedFireTime = ScheduleTriggers.QueuedFireTimeOf(context.Trigger);
-        var fireTime = queuedFireTime ?? DueTimeOf(context, schedule);
+        DateTimeOffset fireTime;
+        DateTimeOffset? queuedFireTime = null;
+        if (context.Recovering)
+        {
+            var (group, dueTime) = ScheduleTriggers.RecoveredFireOf(context);
+            if (group == ScheduleTriggers.QueuedGroup)
+            {
+                return; // Its queued trigger is still there and fires again.
+            }
+            logger.FireRecovered(key, dueTime);
+            fireTime = dueTime;
+        }
+        else
+        {
+            queuedFireTime = ScheduleTriggers.QueuedFireTimeOf(context.Trigger);
+            fireTime = queuedFireTime ?? DueTimeOf(context, schedule);
+            if (context.ScheduledFireTimeUtc - clock.GetUtcNow() is { Ticks: > 0 } early && !await WaitForTimeAsync(context, early, cancellationToken))
+            {
+                logger.FireWithdrawn(key, fireTime);
+                return;
+            }
+        }
 
         if (schedule.Overlap == OverlapPolicy.Skip && await UnfinishedRunBeforeAsync(key, fireTime, cancellationToken) is { } running)
         {
@@ -52,6 +72,23 @@ internal sealed class ScheduledRunJob(
         if (queuedFireTime is not null)
         {
             await context.Scheduler.UnscheduleJob(context.Trigger.Key, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// A fire recorded ahead of its time (<see cref="FireAheadJobStore"/>) starts its run at the time, and
+    /// only if the schedule was not paused or deleted meanwhile: as if it had been recorded at its time.
+    /// </summary>
+    private async Task<bool> WaitForTimeAsync(IJobExecutionContext context, TimeSpan early, CancellationToken cancellationToken)
+    {
+        await Task.Delay(early, clock, cancellationToken);
+        try
+        {
+            return await context.Scheduler.GetTriggerState(context.Trigger.Key, cancellationToken) is not (TriggerState.Paused or TriggerState.None);
+        }
+        catch (SchedulerException) when (context.Scheduler.Status is SchedulerStatus.ShuttingDown or SchedulerStatus.Shutdown)
+        {
+            return true; // The replica is stopping and waits for the fires it recorded: they run.
         }
     }
 

@@ -38,6 +38,15 @@ internal static partial class SchedulerLog
     [LoggerMessage(5011, LogLevel.Warning, "Schedule {Schedule} fire for {FireTime:O} not started on this replica: another replica took this one's fires over while it was unresponsive, and fires it there")]
     public static partial void StaleFireDropped(this ILogger logger, ScheduleKey schedule, DateTimeOffset fireTime);
 
+    [LoggerMessage(5012, LogLevel.Warning, "Could not fire {Count} triggers ahead of their time; Quartz fires them at their time")]
+    public static partial void FireAheadFailed(this ILogger logger, int count, Exception exception);
+
+    [LoggerMessage(5013, LogLevel.Warning, "Schedule {Schedule} fire for {FireTime:O} is run again: the replica that fired it stopped before it finished")]
+    public static partial void FireRecovered(this ILogger logger, ScheduleKey schedule, DateTimeOffset fireTime);
+
+    [LoggerMessage(5014, LogLevel.Information, "Schedule {Schedule} fire for {FireTime:O} withdrawn: the schedule was paused or deleted after the fire was recorded, before its time")]
+    public static partial void FireWithdrawn(this ILogger logger, ScheduleKey schedule, DateTimeOffset fireTime);
+
     [LoggerMessage(5020, LogLevel.Information, "Schedules from the definition file: {Created} created, {Updated} updated, {Unchanged} unchanged, {Removed} removed; {KeptFromApi} left as changed through the API")]
     public static partial void FileSynced(this ILogger logger, int created, int updated, int unchanged, int removed, int keptFromApi);
 

@@ -10,13 +10,13 @@ internal sealed record SchedulerEvent(string Replica, int Id, string Schedule, D
 /// <summary>The harness's handle on a scheduler replica process: start, SIGKILL, SIGSTOP/SIGCONT, and the events it printed.</summary>
 internal sealed class ReplicaProcess : IDisposable
 {
-    /// <summary>What the replica prints once its scheduler has started.</summary>
+    /// <summary>What the replica prints once its scheduler has started, followed by its Quartz instance id.</summary>
     public const string ReadyLine = "READY";
 
     private readonly ChildProcess _process;
-    private readonly TaskCompletionSource _ready;
+    private readonly TaskCompletionSource<string> _ready;
 
-    private ReplicaProcess(string name, ChildProcess process, TaskCompletionSource ready)
+    private ReplicaProcess(string name, ChildProcess process, TaskCompletionSource<string> ready)
     {
         Name = name;
         _process = process;
@@ -32,14 +32,17 @@ internal sealed class ReplicaProcess : IDisposable
     /// <summary>Completes when the replica's scheduler has started: on a busy machine that can be many seconds after the process.</summary>
     public Task Ready => _ready.Task;
 
+    /// <summary>The replica's Quartz instance id (<c>qrtz_fired_triggers.instance_name</c>), once <see cref="Ready"/>.</summary>
+    public string? InstanceId => _ready.Task.IsCompletedSuccessfully ? _ready.Task.Result : null;
+
     public static ReplicaProcess Start(string name, IReadOnlyDictionary<string, string> environment, string folder, ConcurrentQueue<SchedulerEvent> events)
     {
-        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var ready = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         void Read(string line)
         {
-            if (line == ReadyLine)
+            if (line.StartsWith(ReadyLine + " ", StringComparison.Ordinal))
             {
-                ready.TrySetResult();
+                ready.TrySetResult(line[(ReadyLine.Length + 1)..]);
                 return;
             }
             var parts = line.Split(' ');

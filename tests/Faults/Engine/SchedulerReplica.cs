@@ -14,7 +14,7 @@ namespace Pipelines.Faults.Engine;
 /// the scheduler role, configured like any Pipelines process from <c>Pipelines__*</c> variables, until
 /// it is killed. It prints each scheduler event (ids 5000-5099) as
 /// <c>EVENT ID SCHEDULE TIME RUN</c> for the harness to read; other warnings as <c>LOG ...</c>; and
-/// <c>READY</c> once its scheduler has started.
+/// <c>READY INSTANCE_ID</c> once its scheduler has started.
 /// </summary>
 internal static class SchedulerReplica
 {
@@ -35,7 +35,7 @@ internal static class SchedulerReplica
         {
             await Task.Delay(TimeSpan.FromMilliseconds(100));
         }
-        EventLines.Write(ReplicaProcess.ReadyLine);
+        EventLines.Write($"{ReplicaProcess.ReadyLine} {scheduler.SchedulerInstanceId}");
         await host.WaitForShutdownAsync();
         return 0;
     }

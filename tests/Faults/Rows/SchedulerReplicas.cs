@@ -6,10 +6,11 @@ using Pipelines.Faults.Report;
 namespace Pipelines.Faults.Rows;
 
 /// <summary>
-/// Fault 6: two scheduler replicas (processes) on one database, 20 schedules every 5 s; one replica
-/// killed (SIGKILL) every 2 minutes and restarted, the other paused (SIGSTOP) for 20 s in between.
-/// Every fire must start exactly one run: a killed replica's fires are taken over by the other, a
-/// paused one's repeated fires are turned away by the idempotency key.
+/// Fault 6: two scheduler replicas (processes) on one database, 20 schedules every 5 s; every 2 minutes
+/// the replica holding the coming fires (taken, or recorded ahead of their time) is killed (SIGKILL)
+/// and restarted, and in between the one holding them then is paused (SIGSTOP) for 20 s. Every fire
+/// must start exactly one run: a killed replica's fires are taken over by the other, a paused one's
+/// repeated fires are turned away by the idempotency key.
 /// </summary>
 internal sealed class SchedulerReplicas : IRow
 {
@@ -43,10 +44,10 @@ internal sealed class SchedulerReplicas : IRow
             // Kill one replica at +every/2 (it restarts 10 s later), pause the other at +every.
             await Task.Delay(every / 2 - SchedulerRows.Lead, cancellationToken);
             await SchedulerRows.BeforeNextFireAsync(cancellationToken);
-            var victim = round % 2;
+            var (victim, held) = await SchedulerRows.HolderOfNextFiresAsync(deployment, replicas, otherwise: round % 2);
             var killed = replicas[victim];
             killed.Kill();
-            log.Add($"+{(DateTimeOffset.UtcNow - start).TotalSeconds:0}s SIGKILL {killed.Name}");
+            log.Add($"+{(DateTimeOffset.UtcNow - start).TotalSeconds:0}s SIGKILL {killed.Name} (holding {held} coming fires)");
             await Task.Delay(restartAfter, cancellationToken);
             var restarted = DateTimeOffset.UtcNow;
             replicas[victim] = SchedulerRows.StartReplica(deployment, killed.Name, events);
@@ -59,9 +60,10 @@ internal sealed class SchedulerReplicas : IRow
             var untilPause = every / 2 - restartAfter - SchedulerRows.Lead - (DateTimeOffset.UtcNow - restarted);
             await Task.Delay(untilPause > TimeSpan.Zero ? untilPause : TimeSpan.Zero, cancellationToken);
             await SchedulerRows.BeforeNextFireAsync(cancellationToken);
-            var paused = replicas[1 - victim];
+            var (holder, heldByPaused) = await SchedulerRows.HolderOfNextFiresAsync(deployment, replicas, otherwise: 1 - victim);
+            var paused = replicas[holder];
             await paused.PauseAsync();
-            log.Add($"+{(DateTimeOffset.UtcNow - start).TotalSeconds:0}s SIGSTOP {paused.Name}");
+            log.Add($"+{(DateTimeOffset.UtcNow - start).TotalSeconds:0}s SIGSTOP {paused.Name} (holding {heldByPaused} coming fires)");
             await Task.Delay(pause, cancellationToken);
             await paused.ResumeAsync();
             log.Add($"+{(DateTimeOffset.UtcNow - start).TotalSeconds:0}s SIGCONT {paused.Name}");
@@ -88,11 +90,12 @@ internal sealed class SchedulerReplicas : IRow
             Runs = runs,
             Recovery = $"fire lateness p99 {RowResult.Seconds(audit.LatenessAt(0.99))}, max {RowResult.Seconds(audit.LatenessAt(1))}",
             Schedule = string.Create(CultureInfo.InvariantCulture,
-                $"20 schedules `*/5 * * * * ?` (misfire `fire_once`, threshold 10 s; check-in every 1 s, failed out 4 s overdue) on 2 scheduler replica processes for {duration.TotalMinutes:0.#} min; each {every.TotalSeconds:0} s one replica SIGKILLed {SchedulerRows.Lead.TotalMilliseconds:0} ms before a fire time and restarted {restartAfter.TotalSeconds:0} s later, then, once its scheduler had started, the other SIGSTOPped for {pause.TotalSeconds:0} s, also just before a fire time; runs of `tick` on 1 worker; observed {from:HH:mm:ss}-{to:HH:mm:ss} UTC; drained in {RowResult.Seconds(drained)}."),
+                $"20 schedules `*/5 * * * * ?` (misfire `fire_once`, threshold 10 s; check-in every 1 s, failed out 4 s overdue) on 2 scheduler replica processes for {duration.TotalMinutes:0.#} min; each {every.TotalSeconds:0} s the replica holding the coming fires SIGKILLed {SchedulerRows.Lead.TotalMilliseconds:0} ms before their time and restarted {restartAfter.TotalSeconds:0} s later, then, once its scheduler had started, the one holding the fires then SIGSTOPped for {pause.TotalSeconds:0} s, also just before their time; runs of `tick` on 1 worker; observed {from:HH:mm:ss}-{to:HH:mm:ss} UTC; drained in {RowResult.Seconds(drained)}."),
             Notes =
             [
                 DatabaseRestart.Fires(audit),
                 $"runs started per replica process (event 5001): {string.Join(", ", fired)}",
+                $"fires recorded ahead of their time by a replica that then stopped, run again by the other (event 5013): {events.Count(e => e.Id == 5013)}",
                 $"faults: {string.Join("; ", log)}",
                 .. audit.Examples,
             ],

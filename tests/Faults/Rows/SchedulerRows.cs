@@ -25,6 +25,35 @@ internal static class SchedulerRows
         return Task.Delay(wait > TimeSpan.Zero ? wait : wait + Period, cancellationToken);
     }
 
+    /// <summary>
+    /// Which replica holds the fires due at the next fire time, taken from the store or already recorded
+    /// ahead of their time (<c>qrtz_fired_triggers</c>), and how many; <paramref name="otherwise"/> and 0
+    /// when none does yet.
+    /// </summary>
+    public static async Task<(int Replica, int Held)> HolderOfNextFiresAsync(Deployment deployment, IReadOnlyList<ReplicaProcess> replicas, int otherwise)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var next = now.UtcTicks - (now.UtcTicks % Period.Ticks) + Period.Ticks;
+        await using var connection = new Npgsql.NpgsqlConnection(deployment.ConnectionString);
+        await connection.OpenAsync();
+        await using var read = new Npgsql.NpgsqlCommand(
+            "SELECT instance_name, count(*) FROM qrtz_fired_triggers WHERE sched_time = @next GROUP BY instance_name ORDER BY count(*) DESC LIMIT 1", connection);
+        read.Parameters.AddWithValue("next", next);
+        await using var row = await read.ExecuteReaderAsync();
+        if (await row.ReadAsync())
+        {
+            var holder = row.GetString(0);
+            for (var i = 0; i < replicas.Count; i++)
+            {
+                if (replicas[i].InstanceId == holder)
+                {
+                    return (i, (int)row.GetInt64(1));
+                }
+            }
+        }
+        return (otherwise, 0);
+    }
+
     public static async Task<Deployment> DeployAsync(Cluster cluster, string name)
     {
         var deployment = await Deployment.CreateAsync(cluster, name, ScheduleAudit.Definitions(Pipeline, Schedules));
