@@ -71,12 +71,14 @@ public sealed class FiringTests(ScratchDatabase database) : IClassFixture<Scratc
         await using var api = await SchedulerTestHost.StartAsync(catalog, database.Options, fires: false);
         await api.Schedules.CreateAsync("report", new ScheduleDefinition { Name = key.Name, Cron = "*/2 * * * * ?" });
 
-        // Not the first fire: the scheduler may find the new schedule only at its next poll, after that fire's time.
-        var (due, seenAt) = await database.FireRecordedAsync(key.ToString(), DateTimeOffset.UtcNow + TimeSpan.FromSeconds(2), Patience);
+        // Not the first two fires: the scheduler finds the new schedule at its next poll, and may take it
+        // only at the poll after, too late to record the fire due then ahead of its time.
+        var (due, _) = await database.FireRecordedAsync(key.ToString(), DateTimeOffset.UtcNow + TimeSpan.FromSeconds(4), Patience);
         var beforeTime = await scheduler.RunsAsync(key.ToString());
+        var readAt = DateTimeOffset.UtcNow;
         var run = (await scheduler.WaitForRunsAsync(key.ToString(), runs => runs.Any(r => r.FireTime == due), Patience)).Single(r => r.FireTime == due);
 
-        Assert.True(seenAt < due, $"the fire due at {due:O} was first seen recorded at {seenAt:O}");
+        Assert.True(readAt < due, $"the fire due at {due:O} was seen recorded, and the runs read, only at {readAt:O}");
         Assert.DoesNotContain(beforeTime, r => r.FireTime == due);
         Assert.True(run.CreatedAt >= due, $"the run of the fire due at {due:O} started at {run.CreatedAt:O}");
 
@@ -89,6 +91,32 @@ public sealed class FiringTests(ScratchDatabase database) : IClassFixture<Scratc
         Assert.True(pausedAt < next, $"the pause ended at {pausedAt:O}, after the fire it was to withdraw ({next:O})");
         Assert.DoesNotContain(await scheduler.RunsAsync(key.ToString()), r => r.FireTime == next);
         Assert.Contains(log.Events, e => e.Id.Id == 5014 && e.Message.Contains($"{key} fire for {next:O} withdrawn", StringComparison.Ordinal));
+    }
+
+    [ServiceFact]
+    public async Task a_schedule_created_in_the_scheduler_process_due_before_the_fires_it_waits_to_record_is_recorded_before_its_time()
+    {
+        var catalog = SchedulerTestHost.Catalog(Pipelines.Report);
+        await using var scheduler = await SchedulerTestHost.StartAsync(catalog, database.Options, options: o => o.FireAhead = TimeSpan.FromMilliseconds(900));
+        await scheduler.Schedules.CreateAsync("report", new ScheduleDefinition { Name = "waited-for", Cron = "*/5 * * * * ?" });
+
+        // The replica takes the fire due at T up to 1.9 s ahead and waits until T - 0.9 s to record it.
+        // While it waits, a schedule due at T - 1 s is created in its process.
+        DateTimeOffset due;
+        while (true)
+        {
+            if (await database.TakenFireAsync("report/waited-for") is { } taken && taken - DateTimeOffset.UtcNow > TimeSpan.FromSeconds(1.3))
+            {
+                due = taken - TimeSpan.FromSeconds(1);
+                break;
+            }
+            await Task.Delay(10);
+        }
+        await scheduler.Schedules.CreateAsync("report", new ScheduleDefinition { Name = "sooner", Cron = "* * * * * ?", StartAt = due });
+        var (recorded, seenAt) = await database.FireRecordedAsync("report/sooner", due - TimeSpan.FromTicks(1), Patience);
+
+        Assert.Equal(due, recorded);
+        Assert.True(seenAt < due, $"the fire due at {due:O} was first seen recorded at {seenAt:O}: the wait for the other schedule's fire held it up");
     }
 
     [ServiceFact]

@@ -45,6 +45,28 @@ public sealed class ReplicaTests(ScratchDatabase database, ITestOutputHelper out
         Assert.Equal(0, Count(firstLog, 5002) + Count(secondLog, 5002));
     }
 
+    [ServiceFact]
+    public async Task a_replica_stopped_after_recording_a_fire_ahead_of_its_time_hands_it_to_the_other_which_runs_it_once()
+    {
+        var catalog = SchedulerTestHost.Catalog(Pipelines.Report);
+        LogSink firstLog = new(), secondLog = new();
+        // 900 ms ahead, so that the first replica can be stopped between the record and the time.
+        await using var first = await SchedulerTestHost.StartAsync(catalog, database.Options, options: o => o.FireAhead = TimeSpan.FromMilliseconds(900), log: firstLog);
+        await first.Schedules.CreateAsync("report", new ScheduleDefinition { Name = "handed-back", Cron = "*/2 * * * * ?" });
+        // Not the first fire, which the new schedule may get only after its time.
+        var (due, _) = await database.FireRecordedAsync("report/handed-back", DateTimeOffset.UtcNow + TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(15));
+
+        await first.StopAsync();
+        var stoppedAt = DateTimeOffset.UtcNow;
+        await using var second = await SchedulerTestHost.StartAsync(catalog, database.Options, log: secondLog);
+        var runs = await second.WaitForRunsAsync("report/handed-back", runs => runs.Any(r => r.FireTime == due), TimeSpan.FromSeconds(20));
+
+        Assert.True(stoppedAt < due, $"the first replica stopped at {stoppedAt:O}, after the fire due at {due:O}");
+        Assert.Single(runs, r => r.FireTime == due);
+        Assert.DoesNotContain(firstLog.Events, e => e.Id.Id == 5001 && e.Message.Contains($"fired for {due:O}", StringComparison.Ordinal));
+        Assert.Contains(secondLog.Events, e => e.Id.Id == 5013 && e.Message.Contains($"report/handed-back fire for {due:O} is run again", StringComparison.Ordinal));
+    }
+
     /// <summary>
     /// Regression (docs/reliability.md, finding 2): a replica SIGSTOPped after it had taken the coming
     /// fires was failed out by its peer, which took the fires over; resumed, it fired its stale copies

@@ -56,6 +56,17 @@ public sealed class ScratchDatabase : IAsyncLifetime
         return (row.GetString(0), new DateTimeOffset(row.GetInt64(1), TimeSpan.Zero));
     }
 
+    /// <summary>The due time of a fire of <paramref name="schedule"/> taken by a replica and not yet recorded as fired, if there is one.</summary>
+    public async Task<DateTimeOffset?> TakenFireAsync(string schedule)
+    {
+        await using var connection = new NpgsqlConnection(_database!.ConnectionString);
+        await connection.OpenAsync();
+        await using var read = new NpgsqlCommand(
+            "SELECT sched_time FROM qrtz_fired_triggers WHERE trigger_group = 'pipelines' AND trigger_name = @schedule AND state = 'ACQUIRED'", connection);
+        read.Parameters.AddWithValue("schedule", schedule);
+        return await read.ExecuteScalarAsync() is long ticks ? new DateTimeOffset(ticks, TimeSpan.Zero) : null;
+    }
+
     /// <summary>
     /// Waits until a fire of <paramref name="schedule"/> due after <paramref name="after"/> is recorded as
     /// fired in Quartz's store; its due time, and when the test saw the record.

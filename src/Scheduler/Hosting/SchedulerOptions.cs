@@ -38,7 +38,8 @@ public sealed class SchedulerOptions
     /// Default 500 ms. Recording a burst of fires takes Quartz several statements per fire, one after
     /// another, and on a busy database that stretched to 400 ms; recorded ahead, it no longer makes the
     /// runs late (bench/README.md). 0 records each fire at its time, as Quartz does by itself. Must be
-    /// less than <see cref="PollInterval"/>, how far ahead Quartz takes triggers.
+    /// less than <see cref="PollInterval"/>: a replica takes triggers this much further ahead than the
+    /// poll interval, and waits up to a poll interval to record them.
     /// </summary>
     public TimeSpan FireAhead { get; set; } = TimeSpan.FromMilliseconds(500);
 

@@ -88,17 +88,26 @@ public static class SchedulerServiceCollectionExtensions
             });
             quartz.AddTriggerListener<MisfireLogger>();
             quartz.AddTriggerListener<StaleFireVeto>();
+            quartz.AddSchedulerListener(provider => provider.GetRequiredService<LocalScheduleChanges>());
         });
         FireJobStoreAhead(services);
         services.TryAddSingleton<StaleFires>();
+        services.TryAddSingleton<LocalScheduleChanges>();
         // Our settings reach Quartz through its options, so that Pipelines:Scheduler is the one place to set them.
         services.AddOptions<QuartzSchedulerOptions>().Configure<IOptions<SchedulerOptions>>((quartz, ours) =>
         {
             quartz.InstanceName = ours.Value.InstanceName;
             quartz.IdleWaitTime = ours.Value.PollInterval;
             quartz.MaxBatchSize = ours.Value.MaxConcurrentFires;
+            // With the next option: a replica that stops hands the fires it has under way (some recorded
+            // ahead of their time, FireAheadJobStore) back to the cluster instead of losing them.
+            quartz.ShutdownJobInterruption = ShutdownJobInterruption.Always;
         });
-        services.AddOptions<AdoJobStoreOptions>().Configure<IOptions<SchedulerOptions>>((store, ours) => store.MisfireThreshold = ours.Value.MisfireThreshold);
+        services.AddOptions<AdoJobStoreOptions>().Configure<IOptions<SchedulerOptions>>((store, ours) =>
+        {
+            store.MisfireThreshold = ours.Value.MisfireThreshold;
+            store.RecoverFiringsCancelledByShutdown = true;
+        });
         services.AddOptions<ThreadPoolOptions>().Configure<IOptions<SchedulerOptions>>((pool, ours) => pool.MaxConcurrency = ours.Value.MaxConcurrentFires);
         services.AddOptions<ClusteringOptions>().Configure<IOptions<SchedulerOptions>>((cluster, ours) =>
         {

@@ -24,6 +24,7 @@ namespace Pipelines.Scheduler.Schedules;
 /// </remarks>
 internal sealed class FireAheadJobStore(
     IJobStore store,
+    LocalScheduleChanges changes,
     IOptions<SchedulerOptions> options,
     TimeProvider clock,
     ILogger<FireAheadJobStore> logger)
@@ -34,7 +35,9 @@ internal sealed class FireAheadJobStore(
 
     public override async ValueTask<TriggerAcquisitionResult> AcquireNextTriggersAndFireDue(TriggerAcquisitionRequest request, CancellationToken cancellationToken = default)
     {
-        var result = await base.AcquireNextTriggersAndFireDue(request, cancellationToken);
+        // Quartz looks a poll interval ahead and polls at most that far apart; looking FireAhead further
+        // takes every trigger at least FireAhead before its time, however sparse the schedules.
+        var result = await base.AcquireNextTriggersAndFireDue(request with { NoLaterThan = request.NoLaterThan + _fireAhead }, cancellationToken);
         var taken = result.Pending;
         if (taken.Count == 0 || _fireAhead == TimeSpan.Zero)
         {
@@ -44,13 +47,16 @@ internal sealed class FireAheadJobStore(
         // Every trigger of a round is due at the first one's time or before (Quartz's batch window).
         if (taken[0].NextFireTimeUtc is { } due && due - _fireAhead - clock.GetUtcNow() is { Ticks: > 0 } wait)
         {
+            using var earlier = changes.BeginWait(due);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(Volatile.Read(ref _firing).Token, earlier.Token);
             try
             {
-                await Task.Delay(wait, clock, Volatile.Read(ref _firing).Token);
+                await Task.Delay(wait, clock, stop.Token);
             }
             catch (OperationCanceledException)
             {
-                // Standby or shutdown: Quartz releases what it took, as it does for its own pending triggers.
+                // Standby, shutdown, or a trigger due sooner scheduled here: Quartz waits for what it took
+                // as for its own pending triggers, releasing them if it must.
                 return result;
             }
         }

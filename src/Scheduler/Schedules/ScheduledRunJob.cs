@@ -26,9 +26,30 @@ internal sealed class ScheduledRunJob(
 {
     private static readonly RunState[] Unfinished = [.. Enum.GetValues<RunState>().Where(s => !s.IsTerminal())];
 
+    /// <summary>How long a fire refused by its stopping scheduler waits for the stop to interrupt it.</summary>
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often a fire waiting for an earlier fire of its schedule looks again.</summary>
+    private static readonly TimeSpan EarlierFirePoll = TimeSpan.FromMilliseconds(50);
+
     public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
+        try
+        {
+            await FireAsync(context, cancellationToken);
+        }
+        catch (SchedulerException) when (context.Scheduler.Status is SchedulerStatus.ShuttingDown or SchedulerStatus.Shutdown)
+        {
+            // The replica is stopping and refused this fire's question. Its stop interrupts the fire, which
+            // then hands it back to the cluster (recovery) instead of losing it.
+            await Task.Delay(StopGrace, cancellationToken);
+            throw;
+        }
+    }
+
+    private async Task FireAsync(IJobExecutionContext context, CancellationToken cancellationToken)
+    {
         var key = ScheduleKey.FromJobKey(context.JobDetail.Key);
         var schedule = StoredSchedule.FromJobData(context.JobDetail.JobDataMap);
         DateTimeOffset fireTime;
@@ -40,6 +61,11 @@ internal sealed class ScheduledRunJob(
             {
                 return; // Its queued trigger is still there and fires again.
             }
+            if (schedule.Misfire == MisfirePolicy.Skip && clock.GetUtcNow() - dueTime > options.Value.MisfireThreshold)
+            {
+                logger.RecoveredFireSkipped(key, dueTime);
+                return;
+            }
             logger.FireRecovered(key, dueTime);
             fireTime = dueTime;
         }
@@ -47,13 +73,17 @@ internal sealed class ScheduledRunJob(
         {
             queuedFireTime = ScheduleTriggers.QueuedFireTimeOf(context.Trigger);
             fireTime = queuedFireTime ?? DueTimeOf(context, schedule);
-            if (context.ScheduledFireTimeUtc - clock.GetUtcNow() is { Ticks: > 0 } early && !await WaitForTimeAsync(context, early, cancellationToken))
+            if (context.ScheduledFireTimeUtc is { } scheduled && context.FireTimeUtc < scheduled && !await WaitForTimeAsync(context, scheduled, cancellationToken))
             {
                 logger.FireWithdrawn(key, fireTime);
                 return;
             }
         }
 
+        if (schedule.Overlap != OverlapPolicy.Allow)
+        {
+            await WaitForEarlierFiresAsync(context, cancellationToken);
+        }
         if (schedule.Overlap == OverlapPolicy.Skip && await UnfinishedRunBeforeAsync(key, fireTime, cancellationToken) is { } running)
         {
             logger.OverlapSkipped(key, fireTime, running.Id, running.State.ToString());
@@ -76,20 +106,39 @@ internal sealed class ScheduledRunJob(
     }
 
     /// <summary>
+    /// An overlap policy decides only once every earlier fire of the schedule has decided: one still under
+    /// way (late, or recorded ahead of its time and waiting for it) may be about to store the run this
+    /// fire must see. Fires under way are Quartz's fired-trigger rows, on every replica.
+    /// </summary>
+    private async Task WaitForEarlierFiresAsync(IJobExecutionContext context, CancellationToken cancellationToken)
+    {
+        var job = context.JobDetail.Key;
+        var instance = options.Value.InstanceName;
+        var entry = context.FireInstanceId;
+        var scheduled = (context.ScheduledFireTimeUtc ?? context.FireTimeUtc).UtcTicks;
+        var giveUp = clock.GetUtcNow() + options.Value.MisfireThreshold;
+        while (await store.ReadAsync(c => c.Database.SqlQuery<int>($"""
+                   SELECT COUNT(*) AS "Value" FROM qrtz_fired_triggers
+                   WHERE sched_name = {instance} AND job_name = {job.Name} AND job_group = {job.Group}
+                     AND state = 'EXECUTING' AND sched_time < {scheduled} AND entry_id <> {entry}
+                   """).SingleAsync(cancellationToken)) > 0
+               && clock.GetUtcNow() < giveUp)
+        {
+            await Task.Delay(EarlierFirePoll, clock, cancellationToken);
+        }
+    }
+
+    /// <summary>
     /// A fire recorded ahead of its time (<see cref="FireAheadJobStore"/>) starts its run at the time, and
     /// only if the schedule was not paused or deleted meanwhile: as if it had been recorded at its time.
     /// </summary>
-    private async Task<bool> WaitForTimeAsync(IJobExecutionContext context, TimeSpan early, CancellationToken cancellationToken)
+    private async Task<bool> WaitForTimeAsync(IJobExecutionContext context, DateTimeOffset scheduled, CancellationToken cancellationToken)
     {
-        await Task.Delay(early, clock, cancellationToken);
-        try
+        if (scheduled - clock.GetUtcNow() is { Ticks: > 0 } early)
         {
-            return await context.Scheduler.GetTriggerState(context.Trigger.Key, cancellationToken) is not (TriggerState.Paused or TriggerState.None);
+            await Task.Delay(early, clock, cancellationToken);
         }
-        catch (SchedulerException) when (context.Scheduler.Status is SchedulerStatus.ShuttingDown or SchedulerStatus.Shutdown)
-        {
-            return true; // The replica is stopping and waits for the fires it recorded: they run.
-        }
+        return await context.Scheduler.GetTriggerState(context.Trigger.Key, cancellationToken) is not (TriggerState.Paused or TriggerState.None);
     }
 
     /// <summary>

@@ -44,6 +44,9 @@ internal static partial class SchedulerLog
     [LoggerMessage(5013, LogLevel.Warning, "Schedule {Schedule} fire for {FireTime:O} is run again: the replica that fired it stopped before it finished")]
     public static partial void FireRecovered(this ILogger logger, ScheduleKey schedule, DateTimeOffset fireTime);
 
+    [LoggerMessage(5015, LogLevel.Warning, "Schedule {Schedule} fire for {FireTime:O} is not run again although the replica that fired it stopped before it finished: it is past the misfire threshold, and the misfire policy is skip")]
+    public static partial void RecoveredFireSkipped(this ILogger logger, ScheduleKey schedule, DateTimeOffset fireTime);
+
     [LoggerMessage(5014, LogLevel.Information, "Schedule {Schedule} fire for {FireTime:O} withdrawn: the schedule was paused or deleted after the fire was recorded, before its time")]
     public static partial void FireWithdrawn(this ILogger logger, ScheduleKey schedule, DateTimeOffset fireTime);
 
