@@ -82,7 +82,7 @@ internal sealed class ScheduledRunJob(
 
         if (schedule.Overlap != OverlapPolicy.Allow)
         {
-            await WaitForEarlierFiresAsync(context, cancellationToken);
+            await WaitForEarlierFiresAsync(context, fireTime, cancellationToken);
         }
         if (schedule.Overlap == OverlapPolicy.Skip && await UnfinishedRunBeforeAsync(key, fireTime, cancellationToken) is { } running)
         {
@@ -110,12 +110,12 @@ internal sealed class ScheduledRunJob(
     /// way (late, or recorded ahead of its time and waiting for it) may be about to store the run this
     /// fire must see. Fires under way are Quartz's fired-trigger rows, on every replica.
     /// </summary>
-    private async Task WaitForEarlierFiresAsync(IJobExecutionContext context, CancellationToken cancellationToken)
+    private async Task WaitForEarlierFiresAsync(IJobExecutionContext context, DateTimeOffset fireTime, CancellationToken cancellationToken)
     {
         var job = context.JobDetail.Key;
         var instance = options.Value.InstanceName;
         var entry = context.FireInstanceId;
-        var scheduled = (context.ScheduledFireTimeUtc ?? context.FireTimeUtc).UtcTicks;
+        var scheduled = fireTime.UtcTicks;
         var giveUp = clock.GetUtcNow() + options.Value.MisfireThreshold;
         while (await store.ReadAsync(c => c.Database.SqlQuery<int>($"""
                    SELECT COUNT(*) AS "Value" FROM qrtz_fired_triggers

@@ -20,10 +20,13 @@ internal static class SchedulerRows
     public static Task BeforeNextFireAsync(CancellationToken cancellationToken)
     {
         var now = DateTimeOffset.UtcNow;
-        var next = new DateTimeOffset(now.UtcTicks - (now.UtcTicks % Period.Ticks) + Period.Ticks, TimeSpan.Zero) - Lead;
-        var wait = next - now;
+        var wait = NextFireTime(now) - Lead - now;
         return Task.Delay(wait > TimeSpan.Zero ? wait : wait + Period, cancellationToken);
     }
+
+    /// <summary>The first fire time (a multiple of <see cref="Period"/>) after <paramref name="now"/>.</summary>
+    private static DateTimeOffset NextFireTime(DateTimeOffset now) =>
+        new(now.UtcTicks - (now.UtcTicks % Period.Ticks) + Period.Ticks, TimeSpan.Zero);
 
     /// <summary>
     /// Which replica holds the fires due at the next fire time, taken from the store or already recorded
@@ -32,8 +35,7 @@ internal static class SchedulerRows
     /// </summary>
     public static async Task<(int Replica, int Held)> HolderOfNextFiresAsync(Deployment deployment, IReadOnlyList<ReplicaProcess> replicas, int otherwise)
     {
-        var now = DateTimeOffset.UtcNow;
-        var next = now.UtcTicks - (now.UtcTicks % Period.Ticks) + Period.Ticks;
+        var next = NextFireTime(DateTimeOffset.UtcNow).UtcTicks;
         await using var connection = new Npgsql.NpgsqlConnection(deployment.ConnectionString);
         await connection.OpenAsync();
         await using var read = new Npgsql.NpgsqlCommand(
