@@ -408,6 +408,29 @@ public sealed class EmbeddedEngineTests : IDisposable
     }
 
     [Fact]
+    public async Task Runs_started_together_are_each_stored_once_even_with_a_key_seen_before_among_them()
+    {
+        await using var engine = await StartAsync(Diamond, p => p.AddDemoHandlers()
+            .AddHandler("t.a", Record(_ => null)).AddHandler("t.b", Record(_ => null)).AddHandler("t.c", Record(_ => null)).AddHandler("t.d", Record(_ => null)));
+        var earlier = await engine.StartRunAsync("diamond", idempotencyKey: "order-7");
+
+        // Started at once, they are stored together; the one key seen before must not cost the others their run.
+        var keys = Enumerable.Range(0, 30).Select(i => i == 15 ? "order-7" : $"burst-{i}").ToList();
+        var launched = await Task.WhenAll(keys.Select(key => engine.StartRunAsync("diamond", idempotencyKey: key)));
+
+        var again = launched[keys.IndexOf("order-7")];
+        Assert.False(again.Created);
+        Assert.Equal(earlier.RunId, again.RunId);
+        Assert.All(launched.Where((_, i) => keys[i] != "order-7"), run => Assert.True(run.Created));
+        Assert.Equal(30, launched.Select(run => run.RunId).Distinct().Count());
+        foreach (var run in launched)
+        {
+            Assert.Equal(RunState.Succeeded, (await engine.WaitForRunAsync(run.RunId)).State);
+        }
+        Assert.Equal(30, await engine.Store.ReadAsync(c => c.Runs.CountAsync()));
+    }
+
+    [Fact]
     public async Task Steps_skipped_in_the_current_environment_are_recorded_and_their_dependants_run()
     {
         const string yaml = """

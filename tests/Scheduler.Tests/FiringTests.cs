@@ -64,12 +64,14 @@ public sealed class FiringTests(ScratchDatabase database) : IClassFixture<Scratc
     public async Task a_fire_recorded_ahead_of_its_time_starts_its_run_at_the_time_unless_the_schedule_is_paused_before()
     {
         var key = new ScheduleKey("report", "ahead");
+        var kept = new ScheduleKey("report", "kept");
         var catalog = SchedulerTestHost.Catalog(Pipelines.Report);
         var log = new LogSink();
         // 900 ms ahead (the most under the 1 s poll interval), so that the test can pause between the record and the time.
         await using var scheduler = await SchedulerTestHost.StartAsync(catalog, database.Options, options: o => o.FireAhead = TimeSpan.FromMilliseconds(900), log: log);
         await using var api = await SchedulerTestHost.StartAsync(catalog, database.Options, fires: false);
         await api.Schedules.CreateAsync("report", new ScheduleDefinition { Name = key.Name, Cron = "*/2 * * * * ?" });
+        await api.Schedules.CreateAsync("report", new ScheduleDefinition { Name = kept.Name, Cron = "*/2 * * * * ?" });
 
         // Not the first two fires: the scheduler finds the new schedule at its next poll, and may take it
         // only at the poll after, too late to record the fire due then ahead of its time.
@@ -91,6 +93,9 @@ public sealed class FiringTests(ScratchDatabase database) : IClassFixture<Scratc
         Assert.True(pausedAt < next, $"the pause ended at {pausedAt:O}, after the fire it was to withdraw ({next:O})");
         Assert.DoesNotContain(await scheduler.RunsAsync(key.ToString()), r => r.FireTime == next);
         Assert.Contains(log.Events, e => e.Id.Id == 5014 && e.Message.Contains($"{key} fire for {next:O} withdrawn", StringComparison.Ordinal));
+        // The schedule due at the same time and not paused still starts its run.
+        Assert.Contains(await scheduler.RunsAsync(kept.ToString()), r => r.FireTime == next);
+        Assert.DoesNotContain(log.Events, e => e.Id.Id == 5014 && e.Message.Contains($"{kept} fire", StringComparison.Ordinal));
     }
 
     [ServiceFact]

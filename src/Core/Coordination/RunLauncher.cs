@@ -47,12 +47,15 @@ public sealed class InvalidRunInputException(IReadOnlyList<(string? Field, strin
 /// </summary>
 public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEndpointProvider sendEndpoints, PipelinesEnvironment environment)
 {
+    private readonly NewRunWriter _newRuns = new(store);
+
     public async Task<LaunchedRun> StartAsync(RunRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         var runId = NewRunId(request.IdempotencyKey);
         using var trace = PipelinesTelemetry.StartRunActivity($"run {request.Pipeline}", runId, request.Pipeline);
-        var launched = await StoreAsync(runId, request, trace?.Id, cancellationToken);
+        var run = Prepare(runId, request, trace?.Id);
+        var launched = await _newRuns.StoreAsync(run, cancellationToken);
         if (launched.Created)
         {
             await SendStartAsync(sendEndpoints, runId, cancellationToken);
@@ -61,7 +64,11 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
     }
 
     /// <summary>Checks the request and stores it as run <paramref name="runId"/>, without starting it.</summary>
-    internal Task<LaunchedRun> StoreAsync(Guid runId, RunRequest request, string? traceParent, CancellationToken cancellationToken)
+    internal Task<LaunchedRun> StoreAsync(Guid runId, RunRequest request, string? traceParent, CancellationToken cancellationToken) =>
+        _newRuns.StoreAsync(Prepare(runId, request, traceParent), cancellationToken);
+
+    /// <summary>Checks the request and plans its run, steps and chains, stamped as accepted now.</summary>
+    private NewRun Prepare(Guid runId, RunRequest request, string? traceParent)
     {
         if (request.Trigger != RunTriggers.Schedule)
         {
@@ -82,7 +89,7 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
             Schedule = request.Schedule,
             FireTime = request.FireTime,
         };
-        return CreateAsync(pipeline, run, reusedOutputs: null, cancellationToken);
+        return Plan(pipeline, run, reusedOutputs: null);
     }
 
     /// <summary>
@@ -125,7 +132,7 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
             RetryOf = original.Id,
             Schedule = original.Schedule,
         };
-        var launched = await CreateAsync(pipeline, run, reused, cancellationToken);
+        var launched = await _newRuns.StoreAsync(Plan(pipeline, run, reused), cancellationToken);
         if (launched.Created)
         {
             await SendStartAsync(sendEndpoints, run.Id, cancellationToken);
@@ -195,31 +202,11 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
         await coordinator.Send(new StartRun { RunId = runId }, cancellationToken);
     }
 
-    /// <summary>Stores a new run with its planned steps and chains, or returns the run stored before under the same id or key.</summary>
-    private async Task<LaunchedRun> CreateAsync(
-        CatalogEntry pipeline, RunRecord run, IReadOnlyDictionary<string, string?>? reusedOutputs, CancellationToken cancellationToken)
+    private NewRun Plan(CatalogEntry pipeline, RunRecord run, IReadOnlyDictionary<string, string?>? reusedOutputs)
     {
         var (steps, chains) = RunPlanner.Plan(pipeline, run.Id, environment.Name, reusedOutputs);
         run.RemainingChains = chains.Count;
-        try
-        {
-            await store.WriteAsync(context =>
-            {
-                context.Runs.Add(run);
-                context.Steps.AddRange(steps);
-                context.Chains.AddRange(chains);
-                return Task.CompletedTask;
-            }, cancellationToken);
-            return new LaunchedRun(run.Id, Created: true, run.State);
-        }
-        catch (DbUpdateException exception) when (RunStore.IsUniqueViolation(exception))
-        {
-            var existing = await store.ReadAsync(context => context.Runs
-                .Where(r => r.Id == run.Id || (run.IdempotencyKey != null && r.IdempotencyKey == run.IdempotencyKey))
-                .Select(r => new { r.Id, r.State })
-                .FirstAsync(cancellationToken));
-            return new LaunchedRun(existing.Id, Created: false, existing.State);
-        }
+        return new NewRun(run, steps, chains);
     }
 }
 

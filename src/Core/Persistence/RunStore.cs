@@ -149,7 +149,7 @@ public sealed class RunStore : IDisposable
     };
 
     /// <summary>True for errors that go away by themselves: a restarting, failing-over or overloaded database.</summary>
-    private static bool IsTransient(Exception exception) => exception switch
+    internal static bool IsTransient(Exception exception) => exception switch
     {
         NpgsqlException npgsql => npgsql.IsTransient,
         Microsoft.Data.Sqlite.SqliteException sqlite => sqlite.SqliteErrorCode is 5 or 6, // busy, locked

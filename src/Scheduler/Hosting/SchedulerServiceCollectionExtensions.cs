@@ -93,6 +93,7 @@ public static class SchedulerServiceCollectionExtensions
         FireJobStoreAhead(services);
         services.TryAddSingleton<StaleFires>();
         services.TryAddSingleton<LocalScheduleChanges>();
+        services.TryAddSingleton<StandingFires>();
         // Our settings reach Quartz through its options, so that Pipelines:Scheduler is the one place to set them.
         services.AddOptions<QuartzSchedulerOptions>().Configure<IOptions<SchedulerOptions>>((quartz, ours) =>
         {

@@ -20,6 +20,7 @@ namespace Pipelines.Scheduler.Schedules;
 internal sealed class ScheduledRunJob(
     RunLauncher launcher,
     RunStore store,
+    StandingFires standingFires,
     TimeProvider clock,
     IOptions<SchedulerOptions> options,
     ILogger<ScheduledRunJob> logger) : IJob
@@ -73,7 +74,10 @@ internal sealed class ScheduledRunJob(
         {
             queuedFireTime = ScheduleTriggers.QueuedFireTimeOf(context.Trigger);
             fireTime = queuedFireTime ?? DueTimeOf(context, schedule);
-            if (context.ScheduledFireTimeUtc is { } scheduled && context.FireTimeUtc < scheduled && !await WaitForTimeAsync(context, scheduled, cancellationToken))
+            // A fire recorded ahead of its time (FireAheadJobStore) starts its run at the time, and only if
+            // the schedule was not paused or deleted meanwhile: as if it had been recorded at its time.
+            if (context.ScheduledFireTimeUtc is { } scheduled && context.FireTimeUtc < scheduled
+                && !await standingFires.StandsAtAsync(context.Trigger.Key, scheduled, cancellationToken))
             {
                 logger.FireWithdrawn(key, fireTime);
                 return;
@@ -126,19 +130,6 @@ internal sealed class ScheduledRunJob(
         {
             await Task.Delay(EarlierFirePoll, clock, cancellationToken);
         }
-    }
-
-    /// <summary>
-    /// A fire recorded ahead of its time (<see cref="FireAheadJobStore"/>) starts its run at the time, and
-    /// only if the schedule was not paused or deleted meanwhile: as if it had been recorded at its time.
-    /// </summary>
-    private async Task<bool> WaitForTimeAsync(IJobExecutionContext context, DateTimeOffset scheduled, CancellationToken cancellationToken)
-    {
-        if (scheduled - clock.GetUtcNow() is { Ticks: > 0 } early)
-        {
-            await Task.Delay(early, clock, cancellationToken);
-        }
-        return await context.Scheduler.GetTriggerState(context.Trigger.Key, cancellationToken) is not (TriggerState.Paused or TriggerState.None);
     }
 
     /// <summary>
@@ -251,3 +242,4 @@ internal sealed class ScheduledRunJob(
         return [.. page.Items.Select(t => ScheduleTriggers.QueuedFireTimeOf(t.Key))];
     }
 }
+
