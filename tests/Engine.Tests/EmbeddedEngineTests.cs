@@ -431,6 +431,36 @@ public sealed class EmbeddedEngineTests : IDisposable
     }
 
     [Fact]
+    public async Task A_start_given_up_while_earlier_runs_are_being_stored_never_stores_its_run()
+    {
+        await using var engine = await StartAsync(Diamond, p => p.AddDemoHandlers()
+            .AddHandler("t.a", Record(_ => null)).AddHandler("t.b", Record(_ => null)).AddHandler("t.c", Record(_ => null)).AddHandler("t.d", Record(_ => null)));
+        await using var writer = new Microsoft.Data.Sqlite.SqliteConnection(_database.Options.ConnectionString);
+        await writer.OpenAsync();
+        await using (var begin = writer.CreateCommand())
+        {
+            // Another writer holds the database, so the first run's transaction waits.
+            begin.CommandText = "BEGIN EXCLUSIVE;";
+            await begin.ExecuteNonQueryAsync();
+        }
+        var first = engine.StartRunAsync("diamond", idempotencyKey: "stored-first");
+        await Task.Delay(TimeSpan.FromMilliseconds(300));
+
+        using var giveUp = new CancellationTokenSource();
+        var givenUp = engine.Launcher.StartAsync(new Core.Coordination.RunRequest { Pipeline = "diamond", IdempotencyKey = "given-up" }, giveUp.Token);
+        await giveUp.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => givenUp);
+        await using (var commit = writer.CreateCommand())
+        {
+            commit.CommandText = "COMMIT;";
+            await commit.ExecuteNonQueryAsync();
+        }
+
+        Assert.Equal(RunState.Succeeded, (await engine.WaitForRunAsync((await first).RunId)).State);
+        Assert.Null(await engine.Store.ReadAsync(c => c.Runs.SingleOrDefaultAsync(r => r.IdempotencyKey == "given-up")));
+    }
+
+    [Fact]
     public async Task Steps_skipped_in_the_current_environment_are_recorded_and_their_dependants_run()
     {
         const string yaml = """

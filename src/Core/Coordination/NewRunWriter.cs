@@ -37,7 +37,7 @@ internal sealed class NewRunWriter(RunStore store)
     /// <summary>Stores <paramref name="run"/>, or returns the run stored before under its id or idempotency key.</summary>
     public async Task<LaunchedRun> StoreAsync(NewRun run, CancellationToken cancellationToken)
     {
-        var waiting = new Waiting(run);
+        var waiting = new Waiting(run, cancellationToken);
         bool start;
         lock (_gate)
         {
@@ -67,6 +67,12 @@ internal sealed class NewRunWriter(RunStore store)
                 }
                 batch = _waiting.Count <= MaxBatch ? _waiting : _waiting[..MaxBatch];
                 _waiting = _waiting.Count <= MaxBatch ? [] : _waiting[MaxBatch..];
+            }
+            // Their callers have given up and were told so: storing their runs now would start them unasked.
+            batch.RemoveAll(waiting => waiting.Cancellation.IsCancellationRequested);
+            if (batch.Count == 0)
+            {
+                continue;
             }
             if (batch.Count == 1 || !await TryStoreTogetherAsync(batch))
             {
@@ -132,7 +138,7 @@ internal sealed class NewRunWriter(RunStore store)
         }
     }
 
-    private sealed record Waiting(NewRun Run)
+    private sealed record Waiting(NewRun Run, CancellationToken Cancellation)
     {
         public TaskCompletionSource<LaunchedRun> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
