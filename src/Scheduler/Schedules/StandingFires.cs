@@ -53,9 +53,10 @@ internal sealed class StandingFires(RunStore store, TimeProvider clock, IOptions
     {
         try
         {
-            if (due - clock.GetUtcNow() is { Ticks: > 0 } early)
+            // A timer counts whole milliseconds and may end a fraction of one early: a run must never start before its time.
+            while (due - clock.GetUtcNow() is { Ticks: > 0 } early)
             {
-                await Task.Delay(early, clock);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(early.TotalMilliseconds)), clock);
             }
             TriggerKey[] triggers;
             lock (_gate)
