@@ -22,8 +22,9 @@ internal sealed record NewRun(RunRecord Run, IReadOnlyList<StepRecord> Steps, IR
 /// machine is most of the time its last run waits. A lone run is stored at once.
 /// </summary>
 /// <remarks>
-/// A batch that fails (a key seen before, a database error) is stored again one run at a time, so one
-/// run's duplicate or error never reaches another.
+/// A batch that one of its runs fails (a key seen before) is stored again one run at a time, so one run's
+/// duplicate or error never reaches another; a batch the database fails (unavailable for longer than the
+/// store waits) fails all its runs. A run whose caller gave up before its batch began is left out.
 /// </remarks>
 internal sealed class NewRunWriter(RunStore store)
 {
@@ -86,12 +87,7 @@ internal sealed class NewRunWriter(RunStore store)
     {
         try
         {
-            await store.WriteAsync(context =>
-            {
-                batch.ForEach(waiting => waiting.Run.AddTo(context));
-                return Task.CompletedTask;
-            }, CancellationToken.None);
-            batch.ForEach(waiting => waiting.Result.TrySetResult(new LaunchedRun(waiting.Run.Run.Id, Created: true, waiting.Run.Run.State)));
+            await WriteAsync(batch);
         }
         catch (Exception exception) when (RunStore.IsTransient(exception))
         {
@@ -110,12 +106,7 @@ internal sealed class NewRunWriter(RunStore store)
         var run = waiting.Run.Run;
         try
         {
-            await store.WriteAsync(context =>
-            {
-                waiting.Run.AddTo(context);
-                return Task.CompletedTask;
-            }, CancellationToken.None);
-            waiting.Result.TrySetResult(new LaunchedRun(run.Id, Created: true, run.State));
+            await WriteAsync([waiting]);
         }
         catch (DbUpdateException exception) when (RunStore.IsUniqueViolation(exception))
         {
@@ -136,6 +127,17 @@ internal sealed class NewRunWriter(RunStore store)
         {
             waiting.Result.TrySetException(exception);
         }
+    }
+
+    /// <summary>Stores <paramref name="runs"/> in one transaction and tells each caller its run was created.</summary>
+    private async Task WriteAsync(List<Waiting> runs)
+    {
+        await store.WriteAsync(context =>
+        {
+            runs.ForEach(waiting => waiting.Run.AddTo(context));
+            return Task.CompletedTask;
+        }, CancellationToken.None);
+        runs.ForEach(waiting => waiting.Result.TrySetResult(new LaunchedRun(waiting.Run.Run.Id, Created: true, waiting.Run.Run.State)));
     }
 
     private sealed record Waiting(NewRun Run, CancellationToken Cancellation)

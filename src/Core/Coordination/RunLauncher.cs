@@ -54,8 +54,7 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
         ArgumentNullException.ThrowIfNull(request);
         var runId = NewRunId(request.IdempotencyKey);
         using var trace = PipelinesTelemetry.StartRunActivity($"run {request.Pipeline}", runId, request.Pipeline);
-        var run = Prepare(runId, request, trace?.Id);
-        var launched = await _newRuns.StoreAsync(run, cancellationToken);
+        var launched = await StoreAsync(runId, request, trace?.Id, cancellationToken);
         if (launched.Created)
         {
             await SendStartAsync(sendEndpoints, runId, cancellationToken);

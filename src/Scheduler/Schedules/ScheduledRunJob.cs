@@ -242,4 +242,3 @@ internal sealed class ScheduledRunJob(
         return [.. page.Items.Select(t => ScheduleTriggers.QueuedFireTimeOf(t.Key))];
     }
 }
-
