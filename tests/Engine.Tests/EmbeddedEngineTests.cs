@@ -696,7 +696,7 @@ public sealed class EmbeddedEngineTests : IDisposable
     }
 
     [Fact]
-    public async Task A_run_is_one_trace_from_launch_through_every_step()
+    public async Task Each_run_is_one_trace_from_launch_through_every_step_even_when_started_together()
     {
         var spans = new ConcurrentBag<System.Diagnostics.Activity>();
         using var listener = new System.Diagnostics.ActivityListener
@@ -709,12 +709,17 @@ public sealed class EmbeddedEngineTests : IDisposable
         await using var engine = await StartAsync(Diamond, p => p
             .AddHandler("t.a", Record(_ => null)).AddHandler("t.b", Record(_ => null)).AddHandler("t.c", Record(_ => null)).AddHandler("t.d", Record(_ => null)));
 
-        var run = await engine.WaitForRunAsync((await engine.StartRunAsync("diamond")).RunId);
+        // Started together, the runs are stored and sent in one batch: each must still be a trace of its own.
+        var launched = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => engine.StartRunAsync("diamond")));
 
-        var traceId = System.Diagnostics.ActivityContext.Parse(run.TraceParent!, null).TraceId;
-        var steps = spans.Where(s => s.OperationName.StartsWith("step ", StringComparison.Ordinal) && (string?)s.GetTagItem("pipelines.run_id") == run.Id.ToString()).ToList();
-        Assert.Equal(["step a", "step b", "step c", "step d"], steps.Select(s => s.OperationName).Order(StringComparer.Ordinal));
-        Assert.All(steps, s => Assert.Equal(traceId, s.TraceId));
+        foreach (var started in launched)
+        {
+            var run = await engine.WaitForRunAsync(started.RunId);
+            var traceId = System.Diagnostics.ActivityContext.Parse(run.TraceParent!, null).TraceId;
+            var steps = spans.Where(s => s.OperationName.StartsWith("step ", StringComparison.Ordinal) && (string?)s.GetTagItem("pipelines.run_id") == run.Id.ToString()).ToList();
+            Assert.Equal(["step a", "step b", "step c", "step d"], steps.Select(s => s.OperationName).Order(StringComparer.Ordinal));
+            Assert.All(steps, s => Assert.Equal(traceId, s.TraceId));
+        }
     }
 
     [Fact]

@@ -16,7 +16,8 @@ internal sealed record NewRun(RunRecord Run, IReadOnlyList<StepRecord> Steps, IR
 }
 
 /// <summary>
-/// Stores new runs, idempotently on the run id and the idempotency key. Runs accepted while the previous
+/// Stores new runs, idempotently on the run id and the idempotency key, and sends the
+/// <see cref="Contracts.StartRun"/> of those whose callers ask for it. Runs accepted while the previous
 /// ones are being stored go in together, in one transaction: a schedule's burst of fires (167 at one
 /// second in the scheduler benchmark) pays for a few commits instead of one each, which on a small
 /// machine is most of the time its last run waits. A lone run is stored at once.
@@ -25,8 +26,12 @@ internal sealed record NewRun(RunRecord Run, IReadOnlyList<StepRecord> Steps, IR
 /// A batch that one of its runs fails (a key seen before) is stored again one run at a time, so one run's
 /// duplicate or error never reaches another; a batch the database fails (unavailable for longer than the
 /// store waits) fails all its runs. A run whose caller gave up before its batch began is left out.
+/// A batch's starts are all sent off before any of its callers goes on, so that the last of a burst is not
+/// sent behind what the others do next (a schedule's fire, for one, then writes its completion to
+/// Quartz's tables). A caller whose start could not be sent gets that exception; its run is stored, and
+/// the coordinator's sweep starts it later.
 /// </remarks>
-internal sealed class NewRunWriter(RunStore store)
+internal sealed class NewRunWriter(RunStore store, Func<RunRecord, CancellationToken, Task> sendStart)
 {
     /// <summary>Runs per transaction at most.</summary>
     private const int MaxBatch = 500;
@@ -35,20 +40,27 @@ internal sealed class NewRunWriter(RunStore store)
     private List<Waiting> _waiting = [];
     private bool _storing;
 
-    /// <summary>Stores <paramref name="run"/>, or returns the run stored before under its id or idempotency key.</summary>
-    public async Task<LaunchedRun> StoreAsync(NewRun run, CancellationToken cancellationToken)
+    /// <summary>
+    /// Stores <paramref name="run"/> and, if <paramref name="start"/>, sends its start once stored; or
+    /// returns the run stored before under its id or idempotency key, which is not started again.
+    /// </summary>
+    public async Task<LaunchedRun> StoreAsync(NewRun run, bool start, CancellationToken cancellationToken)
     {
-        var waiting = new Waiting(run, cancellationToken);
-        bool start;
+        var waiting = new Waiting(run, start, cancellationToken);
+        bool beginStoring;
         lock (_gate)
         {
             _waiting.Add(waiting);
-            start = !_storing;
+            beginStoring = !_storing;
             _storing = true;
         }
-        if (start)
+        if (beginStoring)
         {
-            _ = Task.Run(StoreWaitingAsync, CancellationToken.None);
+            // The writer works for every caller: it does not carry this one's trace or other ambient state.
+            using (ExecutionContext.SuppressFlow())
+            {
+                _ = Task.Run(StoreWaitingAsync, CancellationToken.None);
+            }
         }
         return await waiting.Result.Task.WaitAsync(cancellationToken);
     }
@@ -129,7 +141,7 @@ internal sealed class NewRunWriter(RunStore store)
         }
     }
 
-    /// <summary>Stores <paramref name="runs"/> in one transaction and tells each caller its run was created.</summary>
+    /// <summary>Stores <paramref name="runs"/> in one transaction, sends the starts asked for, and tells each caller its run was created.</summary>
     private async Task WriteAsync(List<Waiting> runs)
     {
         await store.WriteAsync(context =>
@@ -137,10 +149,27 @@ internal sealed class NewRunWriter(RunStore store)
             runs.ForEach(waiting => waiting.Run.AddTo(context));
             return Task.CompletedTask;
         }, CancellationToken.None);
-        runs.ForEach(waiting => waiting.Result.TrySetResult(new LaunchedRun(waiting.Run.Run.Id, Created: true, waiting.Run.Run.State)));
+        var sends = runs.Select(waiting => (waiting, Sent: waiting.Start ? sendStart(waiting.Run.Run, waiting.Cancellation) : Task.CompletedTask)).ToList();
+        foreach (var (waiting, sent) in sends)
+        {
+            _ = ReportCreatedAsync(waiting, sent);
+        }
     }
 
-    private sealed record Waiting(NewRun Run, CancellationToken Cancellation)
+    private static async Task ReportCreatedAsync(Waiting waiting, Task sent)
+    {
+        try
+        {
+            await sent;
+            waiting.Result.TrySetResult(new LaunchedRun(waiting.Run.Run.Id, Created: true, waiting.Run.Run.State));
+        }
+        catch (Exception exception)
+        {
+            waiting.Result.TrySetException(exception);
+        }
+    }
+
+    private sealed record Waiting(NewRun Run, bool Start, CancellationToken Cancellation)
     {
         public TaskCompletionSource<LaunchedRun> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }

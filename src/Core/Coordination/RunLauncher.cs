@@ -47,24 +47,19 @@ public sealed class InvalidRunInputException(IReadOnlyList<(string? Field, strin
 /// </summary>
 public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEndpointProvider sendEndpoints, PipelinesEnvironment environment)
 {
-    private readonly NewRunWriter _newRuns = new(store);
+    private readonly NewRunWriter _newRuns = new(store, (run, cancellationToken) => SendStartAsync(sendEndpoints, run, cancellationToken));
 
     public async Task<LaunchedRun> StartAsync(RunRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         var runId = NewRunId(request.IdempotencyKey);
         using var trace = PipelinesTelemetry.StartRunActivity($"run {request.Pipeline}", runId, request.Pipeline);
-        var launched = await StoreAsync(runId, request, trace?.Id, cancellationToken);
-        if (launched.Created)
-        {
-            await SendStartAsync(sendEndpoints, runId, cancellationToken);
-        }
-        return launched;
+        return await _newRuns.StoreAsync(Prepare(runId, request, trace?.Id), start: true, cancellationToken);
     }
 
     /// <summary>Checks the request and stores it as run <paramref name="runId"/>, without starting it.</summary>
     internal Task<LaunchedRun> StoreAsync(Guid runId, RunRequest request, string? traceParent, CancellationToken cancellationToken) =>
-        _newRuns.StoreAsync(Prepare(runId, request, traceParent), cancellationToken);
+        _newRuns.StoreAsync(Prepare(runId, request, traceParent), start: false, cancellationToken);
 
     /// <summary>Checks the request and plans its run, steps and chains, stamped as accepted now.</summary>
     private NewRun Prepare(Guid runId, RunRequest request, string? traceParent)
@@ -131,12 +126,7 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
             RetryOf = original.Id,
             Schedule = original.Schedule,
         };
-        var launched = await _newRuns.StoreAsync(Plan(pipeline, run, reused), cancellationToken);
-        if (launched.Created)
-        {
-            await SendStartAsync(sendEndpoints, run.Id, cancellationToken);
-        }
-        return launched;
+        return await _newRuns.StoreAsync(Plan(pipeline, run, reused), start: true, cancellationToken);
     }
 
     /// <summary>
@@ -193,6 +183,13 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
             }
         }
         return input;
+    }
+
+    /// <summary>Sends a stored run's start within the run's trace, so that the coordinator goes on with it.</summary>
+    private static async Task SendStartAsync(ISendEndpointProvider sendEndpoints, RunRecord run, CancellationToken cancellationToken)
+    {
+        using var trace = PipelinesTelemetry.StartRunActivity("send StartRun", run.Id, run.Pipeline, run.TraceParent);
+        await SendStartAsync(sendEndpoints, run.Id, cancellationToken);
     }
 
     internal static async Task SendStartAsync(ISendEndpointProvider sendEndpoints, Guid runId, CancellationToken cancellationToken)
