@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Pipelines.Bench.Benchmarks.Engine;
 using Pipelines.Core.Contracts;
 using Pipelines.Core.Coordination;
 using Pipelines.Core.Definitions;
@@ -27,6 +28,7 @@ namespace Pipelines.Bench.Benchmarks;
 /// trigger firing are measured and written to the progress stream, since the table has no percentiles; the
 /// table then times the schedule operations the API calls, with all 10,000 in the store. Needs
 /// PostgreSQL (<c>eval "$(bash eng/services.sh up)"</c>); skipped without it. Uses a scratch database.
+/// The bus runs in memory, or on RabbitMQ in a scratch virtual host with <c>PIPELINES_BENCH_BUS=rabbitmq</c>.
 /// </summary>
 internal sealed class SchedulerBenchmarks : IBenchmarkGroup
 {
@@ -61,6 +63,20 @@ internal sealed class SchedulerBenchmarks : IBenchmarkGroup
             Console.Error.WriteLine("scheduler: PostgreSQL is not reachable (PIPELINES_POSTGRES); skipped. Start it with: eval \"$(bash eng/services.sh up)\"");
             yield break;
         }
+        BenchServices? rabbitMq = null;
+        string? broker = null;
+        if (string.Equals(Environment.GetEnvironmentVariable("PIPELINES_BENCH_BUS"), "rabbitmq", StringComparison.OrdinalIgnoreCase))
+        {
+            var (services, problem) = BenchServices.ConnectAsync(CancellationToken.None).GetAwaiter().GetResult();
+            if (services is null)
+            {
+                Console.Error.WriteLine($"scheduler: PIPELINES_BENCH_BUS=rabbitmq, but:{Environment.NewLine}{problem}");
+                yield break;
+            }
+            rabbitMq = services;
+            broker = services.Amqp(services.CreateVirtualHostAsync("scheduler", CancellationToken.None).GetAwaiter().GetResult()).ToString();
+        }
+        Console.Error.WriteLine($"scheduler: the bus runs {(broker is null ? "in memory" : "on RabbitMQ")}");
         var databaseName = $"pipelines_bench_{Guid.NewGuid():N}";
         Execute(server, $"CREATE DATABASE \"{databaseName}\"");
         var database = new RunStoreOptions
@@ -68,8 +84,8 @@ internal sealed class SchedulerBenchmarks : IBenchmarkGroup
             Provider = RunStoreProvider.PostgreSql,
             ConnectionString = new NpgsqlConnectionStringBuilder(server) { Database = databaseName }.ConnectionString,
         };
-        var scheduler = Start(database, fires: true);
-        var api = Start(database, fires: false);
+        var scheduler = Start(database, broker, fires: true);
+        var api = Start(database, broker, fires: false);
         try
         {
             var schedules = api.Services.GetRequiredService<ScheduleService>();
@@ -119,6 +135,7 @@ internal sealed class SchedulerBenchmarks : IBenchmarkGroup
             scheduler.Dispose();
             NpgsqlConnection.ClearAllPools();
             Execute(server, $"DROP DATABASE IF EXISTS \"{databaseName}\" WITH (FORCE)");
+            rabbitMq?.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
     }
 
@@ -242,14 +259,22 @@ internal sealed class SchedulerBenchmarks : IBenchmarkGroup
             }));
     }
 
-    private static IHost Start(RunStoreOptions database, bool fires)
+    private static IHost Start(RunStoreOptions database, string? broker, bool fires)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.AddFilter(level => level >= LogLevel.Warning).AddSimpleConsole(console => console.SingleLine = true);
         var result = new PipelineLoader(new PipelineLoaderOptions { Variables = new Dictionary<string, string>() })
             .Load(System.Text.Encoding.UTF8.GetBytes(Definitions), "scheduler-bench.yaml", ".");
         builder.Services.AddSingleton(new PipelineCatalog(result.Definitions!));
-        var pipelines = builder.Services.AddPipelines(new ConfigurationBuilder().Build(), options => options.Database = database);
+        var pipelines = builder.Services.AddPipelines(new ConfigurationBuilder().Build(), options =>
+        {
+            options.Database = database;
+            if (broker is not null)
+            {
+                options.Transport = TransportKind.RabbitMq;
+                options.RabbitMq = broker;
+            }
+        });
         _ = fires ? pipelines.AddPipelinesScheduler() : pipelines.AddPipelinesSchedules();
         if (fires)
         {
