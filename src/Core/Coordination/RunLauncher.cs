@@ -47,7 +47,8 @@ public sealed class InvalidRunInputException(IReadOnlyList<(string? Field, strin
 /// </summary>
 public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEndpointProvider sendEndpoints, PipelinesEnvironment environment)
 {
-    private readonly NewRunWriter _newRuns = new(store, (run, cancellationToken) => SendStartAsync(sendEndpoints, run, cancellationToken));
+    private readonly NewRunWriter _newRuns = new(store, (run, cancellationToken) =>
+        SendStartAsync(sendEndpoints, "send StartRun", run.Id, run.Pipeline, run.TraceParent, cancellationToken));
 
     public async Task<LaunchedRun> StartAsync(RunRequest request, CancellationToken cancellationToken)
     {
@@ -185,15 +186,14 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
         return input;
     }
 
-    /// <summary>Sends a stored run's start within the run's trace, so that the coordinator goes on with it.</summary>
-    private static async Task SendStartAsync(ISendEndpointProvider sendEndpoints, RunRecord run, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends a stored run's start in a span <paramref name="operation"/> of the run's trace
+    /// (<paramref name="traceParent"/>), so that the coordinator goes on with that trace whoever sends it.
+    /// </summary>
+    internal static async Task SendStartAsync(
+        ISendEndpointProvider sendEndpoints, string operation, Guid runId, string pipeline, string? traceParent, CancellationToken cancellationToken)
     {
-        using var trace = PipelinesTelemetry.StartRunActivity("send StartRun", run.Id, run.Pipeline, run.TraceParent);
-        await SendStartAsync(sendEndpoints, run.Id, cancellationToken);
-    }
-
-    internal static async Task SendStartAsync(ISendEndpointProvider sendEndpoints, Guid runId, CancellationToken cancellationToken)
-    {
+        using var trace = PipelinesTelemetry.StartRunActivity(operation, runId, pipeline, traceParent);
         var coordinator = await sendEndpoints.GetSendEndpoint(StepQueues.Address(StepQueues.Coordinator));
         await coordinator.Send(new StartRun { RunId = runId }, cancellationToken);
     }

@@ -73,10 +73,7 @@ public sealed partial class RunSweeper(RunStore store, RunCoordinator coordinato
             var waited = now - run.CreatedAt;
             var wait = waited < grace ? grace : waited > MaxPendingWait ? MaxPendingWait : waited;
             LogResendingStart(run.Id, waited, wait);
-            using (PipelinesTelemetry.StartRunActivity("resend StartRun", run.Id, run.Pipeline, run.TraceParent))
-            {
-                await RunLauncher.SendStartAsync(bus, run.Id, cancellationToken);
-            }
+            await RunLauncher.SendStartAsync(bus, "resend StartRun", run.Id, run.Pipeline, run.TraceParent, cancellationToken);
             // Only after a send that went through: while the broker is down every sweep tries again.
             var checkAt = now + wait;
             await store.WriteAsync(c => c.Runs
