@@ -75,18 +75,24 @@ public sealed class FiringTests(ScratchDatabase database) : IClassFixture<Scratc
 
         // Not the first two fires: the scheduler finds the new schedule at its next poll, and may take it
         // only at the poll after, too late to record the fire due then ahead of its time.
-        var (due, _) = await database.FireRecordedAsync(key.ToString(), DateTimeOffset.UtcNow + TimeSpan.FromSeconds(4), Patience);
-        var beforeTime = await scheduler.RunsAsync(key.ToString());
-        var readAt = DateTimeOffset.UtcNow;
+        var (due, beforeTime) = await FireSeenAheadAsync(scheduler, key, DateTimeOffset.UtcNow + TimeSpan.FromSeconds(4));
         var run = (await scheduler.WaitForRunsAsync(key.ToString(), runs => runs.Any(r => r.FireTime == due), Patience)).Single(r => r.FireTime == due);
 
-        Assert.True(readAt < due, $"the fire due at {due:O} was seen recorded, and the runs read, only at {readAt:O}");
         Assert.DoesNotContain(beforeTime, r => r.FireTime == due);
         Assert.True(run.CreatedAt >= due, $"the run of the fire due at {due:O} started at {run.CreatedAt:O}");
 
-        var (next, _) = await database.FireRecordedAsync(key.ToString(), due, Patience);
-        await api.Schedules.PauseAsync(key);
-        var pausedAt = DateTimeOffset.UtcNow;
+        var (next, pausedAt) = (due, DateTimeOffset.MaxValue);
+        for (var attempt = 1; attempt <= 3 && pausedAt >= next; attempt++)
+        {
+            if (attempt > 1)
+            {
+                // The pause came only at or after the fire's time, so it may rightly start its run: try the next fire.
+                await api.Schedules.ResumeAsync(key);
+            }
+            (next, _) = await FireSeenAheadAsync(scheduler, key, next);
+            await api.Schedules.PauseAsync(key);
+            pausedAt = DateTimeOffset.UtcNow;
+        }
         var untilAfterNext = next + TimeSpan.FromSeconds(1) - DateTimeOffset.UtcNow;
         await Task.Delay(untilAfterNext > TimeSpan.Zero ? untilAfterNext : TimeSpan.Zero);
 
@@ -96,6 +102,30 @@ public sealed class FiringTests(ScratchDatabase database) : IClassFixture<Scratc
         // The schedule due at the same time and not paused still starts its run.
         Assert.Contains(await scheduler.RunsAsync(kept.ToString()), r => r.FireTime == next);
         Assert.DoesNotContain(log.Events, e => e.Id.Id == 5014 && e.Message.Contains($"{kept} fire", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// The first fire of <paramref name="key"/> after <paramref name="after"/> seen recorded ahead of its
+    /// time, with the schedule's runs read then, before that time. Under load (CI runs the test projects
+    /// side by side) the scheduler may record a fire only at its time, its fallback; the next one is watched then.
+    /// </summary>
+    private async Task<(DateTimeOffset Due, List<RunRecord> RunsBefore)> FireSeenAheadAsync(SchedulerTestHost scheduler, ScheduleKey key, DateTimeOffset after)
+    {
+        var late = new List<string>();
+        for (var fire = 0; fire < 5; fire++)
+        {
+            var (due, _) = await database.FireRecordedAsync(key.ToString(), after, Patience);
+            var runs = await scheduler.RunsAsync(key.ToString());
+            var readAt = DateTimeOffset.UtcNow;
+            if (readAt < due)
+            {
+                return (due, runs);
+            }
+            late.Add($"due {due:HH:mm:ss.fff}, seen {readAt:HH:mm:ss.fff}");
+            after = due;
+        }
+        Assert.Fail($"none of five fires of {key} was seen recorded ahead of its time: {string.Join("; ", late)}");
+        return default;
     }
 
     [ServiceFact]
