@@ -254,17 +254,25 @@ public sealed class DistributedEngineTests : IAsyncLifetime
     }
 
     [ServiceFact(postgres: true, rabbitMq: true)]
-    public async Task Racing_starts_with_one_idempotency_key_create_one_run()
+    public async Task Racing_starts_with_one_idempotency_key_create_one_run_and_cost_the_runs_started_with_them_nothing()
     {
         var engine = await DeployAsync();
 
-        var launched = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => engine.StartRunAsync("diamond", idempotencyKey: "invoice-2026-11")));
+        // Started at once, the runs are stored together; the racing copies of one key fail that batch, and
+        // every run must still be stored once.
+        var keys = Enumerable.Range(0, 24).Select(i => i % 3 == 0 ? "invoice-2026-11" : $"order-{i}").ToList();
+        var launched = await Task.WhenAll(keys.Select(key => engine.StartRunAsync("diamond", idempotencyKey: key)));
 
-        Assert.Single(launched.Select(l => l.RunId).Distinct());
-        Assert.Single(launched, l => l.Created);
-        await engine.WaitForRunAsync(launched[0].RunId, TimeSpan.FromSeconds(60));
-        Assert.Equal(1, await engine.Store.ReadAsync(c => c.Runs.CountAsync()));
-        Assert.Equal(4, ReadLedger().Count);
+        var racing = launched.Where((_, i) => keys[i] == "invoice-2026-11").ToList();
+        Assert.Single(racing.Select(l => l.RunId).Distinct());
+        Assert.Single(racing, l => l.Created);
+        Assert.All(launched.Where((_, i) => keys[i] != "invoice-2026-11"), l => Assert.True(l.Created));
+        foreach (var run in launched.DistinctBy(l => l.RunId))
+        {
+            Assert.Equal(RunState.Succeeded, (await engine.WaitForRunAsync(run.RunId, TimeSpan.FromSeconds(90))).State);
+        }
+        Assert.Equal(17, await engine.Store.ReadAsync(c => c.Runs.CountAsync()));
+        Assert.Equal(17 * 4, ReadLedger().Count);
     }
 
     [ServiceFact(postgres: true, rabbitMq: true)]

@@ -7,11 +7,11 @@ namespace Pipelines.Core.Coordination;
 /// <summary>A run ready to store: its row, its planned steps and its chains.</summary>
 internal sealed record NewRun(RunRecord Run, IReadOnlyList<StepRecord> Steps, IReadOnlyList<ChainRecord> Chains)
 {
-    public void AddTo(RunStoreContext context)
+    public static async Task InsertAsync(RunStore store, RunStoreContext context, IReadOnlyCollection<NewRun> runs)
     {
-        context.Runs.Add(Run);
-        context.Steps.AddRange(Steps);
-        context.Chains.AddRange(Chains);
+        await store.InsertAsync(context, runs.Select(run => run.Run).ToList(), CancellationToken.None);
+        await store.InsertAsync(context, runs.SelectMany(run => run.Steps).ToList(), CancellationToken.None);
+        await store.InsertAsync(context, runs.SelectMany(run => run.Chains).ToList(), CancellationToken.None);
     }
 }
 
@@ -120,7 +120,7 @@ internal sealed class NewRunWriter(RunStore store, Func<RunRecord, CancellationT
         {
             await WriteAsync([waiting]);
         }
-        catch (DbUpdateException exception) when (RunStore.IsUniqueViolation(exception))
+        catch (Exception exception) when (RunStore.IsUniqueViolation(exception))
         {
             try
             {
@@ -144,11 +144,7 @@ internal sealed class NewRunWriter(RunStore store, Func<RunRecord, CancellationT
     /// <summary>Stores <paramref name="runs"/> in one transaction, sends the starts asked for, and tells each caller its run was created.</summary>
     private async Task WriteAsync(List<Waiting> runs)
     {
-        await store.WriteAsync(context =>
-        {
-            runs.ForEach(waiting => waiting.Run.AddTo(context));
-            return Task.CompletedTask;
-        }, CancellationToken.None);
+        await store.WriteAsync(context => NewRun.InsertAsync(store, context, runs.ConvertAll(waiting => waiting.Run)), CancellationToken.None);
         var sends = runs.Select(waiting => (waiting, Sent: waiting.Start ? sendStart(waiting.Run.Run, waiting.Cancellation) : Task.CompletedTask)).ToList();
         foreach (var (waiting, sent) in sends)
         {

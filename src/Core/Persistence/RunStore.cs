@@ -130,6 +130,23 @@ public sealed class RunStore : IDisposable
         }, cancellationToken);
 
     /// <summary>
+    /// Inserts new rows within <paramref name="context"/>'s unit of work: on PostgreSQL copied in at once
+    /// (<see cref="PostgresCopy"/>), on SQLite saved with the unit. Rows a later insert refers to go first.
+    /// </summary>
+    public async Task InsertAsync<T>(RunStoreContext context, IReadOnlyCollection<T> rows, CancellationToken cancellationToken) where T : class
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (Options.Provider == RunStoreProvider.PostgreSql)
+        {
+            await PostgresCopy.InsertAsync(context, rows, cancellationToken);
+        }
+        else
+        {
+            context.Set<T>().AddRange(rows);
+        }
+    }
+
+    /// <summary>
     /// How long to wait before running a failed unit of work again: briefly after a deadlock or
     /// serialization conflict (a few times), a second at a time for up to half a minute while the
     /// database restarts or fails over; null when retrying cannot help. Units are conditional

@@ -1,0 +1,65 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata;
+using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
+using Npgsql;
+
+namespace Pipelines.Core.Persistence;
+
+/// <summary>
+/// Inserts new rows on PostgreSQL with binary <c>COPY</c>, in the unit of work's transaction. Tables,
+/// columns, types and conversions come from the EF Core model, so the schema stays in one place. A
+/// burst of runs (a schedule's 167 fires in one second, each with its steps and chains) is about 700
+/// rows; as separate INSERTs, PostgreSQL parses and plans each and EF Core tracks each, and that was
+/// most of the time the burst's last run waited to be stored.
+/// </summary>
+internal static class PostgresCopy
+{
+    public static async Task InsertAsync<T>(RunStoreContext context, IReadOnlyCollection<T> rows, CancellationToken cancellationToken) where T : class
+    {
+        if (rows.Count == 0)
+        {
+            return;
+        }
+        var entity = context.Model.FindEntityType(typeof(T)) ?? throw new InvalidOperationException($"{typeof(T).Name} is not in the run store's model");
+        var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
+        var columns = entity.GetProperties().Select(property => new Column(property, table)).ToList();
+        var connection = (NpgsqlConnection)context.Database.GetDbConnection();
+        await using var import = await connection.BeginBinaryImportAsync(
+            $"COPY {Quote(table.Name)} ({string.Join(", ", columns.Select(column => Quote(column.Name)))}) FROM STDIN (FORMAT BINARY)", cancellationToken);
+        foreach (var row in rows)
+        {
+            await import.StartRowAsync(cancellationToken);
+            foreach (var column in columns)
+            {
+                if (column.ValueOf(row) is { } value)
+                {
+                    await import.WriteAsync(value, column.DataType, cancellationToken);
+                }
+                else
+                {
+                    await import.WriteNullAsync(cancellationToken);
+                }
+            }
+        }
+        await import.CompleteAsync(cancellationToken);
+    }
+
+    private static string Quote(string name) => $"\"{name.Replace("\"", "\"\"", StringComparison.Ordinal)}\"";
+
+    private sealed class Column(IProperty property, StoreObjectIdentifier table)
+    {
+        private readonly IClrPropertyGetter _getter = property.GetGetter();
+        private readonly ValueConverter? _converter = property.GetTypeMapping().Converter;
+
+        public string Name { get; } = property.GetColumnName(table) ?? throw new InvalidOperationException($"{property.Name} has no column in {table.Name}");
+
+        /// <summary>The column's type without its length, e.g. <c>character varying</c> for <c>character varying(128)</c>.</summary>
+        public string DataType { get; } = property.GetColumnType().Split('(')[0];
+
+        public object? ValueOf(object row)
+        {
+            var value = _getter.GetClrValueUsingContainingEntity(row);
+            return value is not null && _converter is not null ? _converter.ConvertToProvider(value) : value;
+        }
+    }
+}
