@@ -25,7 +25,7 @@ internal static class PostgresCopy
         var columns = entity.GetProperties().Select(property => new Column(property, table)).ToList();
         var connection = (NpgsqlConnection)context.Database.GetDbConnection();
         await using var import = await connection.BeginBinaryImportAsync(
-            $"COPY {Quote(table.Name)} ({string.Join(", ", columns.Select(column => Quote(column.Name)))}) FROM STDIN (FORMAT BINARY)", cancellationToken);
+            $"COPY {(table.Schema is { } schema ? $"{Quote(schema)}." : "")}{Quote(table.Name)} ({string.Join(", ", columns.Select(column => Quote(column.Name)))}) FROM STDIN (FORMAT BINARY)", cancellationToken);
         foreach (var row in rows)
         {
             await import.StartRowAsync(cancellationToken);
