@@ -50,15 +50,21 @@ internal static class PostgresCopy
     {
         private readonly IClrPropertyGetter _getter = property.GetGetter();
         private readonly ValueConverter? _converter = property.GetTypeMapping().Converter;
+        private readonly bool _generatedOnAdd = property.ValueGenerated.HasFlag(ValueGenerated.OnAdd);
 
         public string Name { get; } = property.GetColumnName(table) ?? throw new InvalidOperationException($"{property.Name} has no column in {table.Name}");
 
-        /// <summary>The column's type without its length, e.g. <c>character varying</c> for <c>character varying(128)</c>.</summary>
-        public string DataType { get; } = property.GetColumnType().Split('(')[0];
+        /// <summary>The column's type as the schema declares it, e.g. <c>character varying(128)</c>: Npgsql reads the modifiers itself.</summary>
+        public string DataType { get; } = property.GetColumnType();
 
         public object? ValueOf(object row)
         {
             var value = _getter.GetClrValueUsingContainingEntity(row);
+            // EF Core would generate a key left unset; COPY would store the empty value under it.
+            if (_generatedOnAdd && Equals(value, property.Sentinel))
+            {
+                throw new InvalidOperationException($"{property.DeclaringType.DisplayName()}.{property.Name} is not set: new rows copied into PostgreSQL carry their own keys");
+            }
             return value is not null && _converter is not null ? _converter.ConvertToProvider(value) : value;
         }
     }
