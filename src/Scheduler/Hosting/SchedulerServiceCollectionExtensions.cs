@@ -72,7 +72,7 @@ public static class SchedulerServiceCollectionExtensions
                 {
                     // Before UsePostgres: Quartz 4.7.3 silently keeps its own delegate when this comes after.
                     store.UseDriverDelegate(provider => new FencedPostgreSqlDelegate(provider.GetRequiredService<StaleFires>()));
-                    store.UsePostgres(KeepingBurstConnections(database.EffectiveConnectionString));
+                    store.UsePostgres(QuartzConnectionString(database.EffectiveConnectionString));
                     store.UseClustering();
                 }
                 else
@@ -118,9 +118,14 @@ public static class SchedulerServiceCollectionExtensions
         });
     }
 
+    /// <summary>What Quartz's connections are called in <c>pg_stat_activity</c> unless the connection string names them.</summary>
+    internal const string QuartzApplicationName = "pipelines-scheduler";
+
     /// <summary>
-    /// Quartz's connection string, with <c>Minimum Pool Size</c> at <c>Maximum Pool Size</c> unless the
-    /// string sets it: the pool keeps the connections the fires' bursts opened.
+    /// Quartz's connection string: with <c>Minimum Pool Size</c> at <c>Maximum Pool Size</c> unless the
+    /// string sets it, so that the pool keeps the connections the fires' bursts opened, and named
+    /// <see cref="QuartzApplicationName"/> unless the string names them, so that those held connections
+    /// can be told from the run store's.
     /// </summary>
     /// <remarks>
     /// Quartz holds a connection for every fire finishing at once. Every <c>Connection Idle Lifetime</c>
@@ -129,13 +134,18 @@ public static class SchedulerServiceCollectionExtensions
     /// at once, on the database's CPU too: one second's fires came 530-690 ms late (bench/README.md).
     /// An idle connection costs PostgreSQL one idle backend; <c>Maximum Pool Size</c> still bounds them.
     /// </remarks>
-    private static string KeepingBurstConnections(string connectionString)
+    private static string QuartzConnectionString(string connectionString)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        // The builder names only the settings the string has, so this tells an explicit 0 from none.
-        if (!builder.ConnectionString.Contains("Minimum Pool Size=", StringComparison.OrdinalIgnoreCase))
+        // The builder names only the settings the string has, so this tells an explicit 0 or name from none.
+        var given = builder.ConnectionString;
+        if (!given.Contains("Minimum Pool Size=", StringComparison.OrdinalIgnoreCase))
         {
             builder.MinPoolSize = builder.MaxPoolSize;
+        }
+        if (!given.Contains("Application Name=", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.ApplicationName = QuartzApplicationName;
         }
         return builder.ConnectionString;
     }
