@@ -91,7 +91,7 @@ public static class SchedulerServiceCollectionExtensions
             quartz.AddTriggerListener<StaleFireVeto>();
             quartz.AddSchedulerListener(provider => provider.GetRequiredService<LocalScheduleChanges>());
         });
-        FireJobStoreAhead(services);
+        WrapJobStore(services);
         services.TryAddSingleton<StaleFires>();
         services.TryAddSingleton<LocalScheduleChanges>();
         services.TryAddSingleton<StandingFires>();
@@ -151,16 +151,17 @@ public static class SchedulerServiceCollectionExtensions
     }
 
     /// <summary>
-    /// Wraps the store <c>UsePersistentStore</c> registered in <see cref="FireAheadJobStore"/>. Quartz's
-    /// database stores are internal types, so the wrapper decorates the registration's factory.
+    /// Wraps the store <c>UsePersistentStore</c> registered in <see cref="FireAheadJobStore"/> and
+    /// <see cref="PacedCompletionJobStore"/>. Quartz's database stores are internal types, so the wrappers
+    /// decorate the registration's factory.
     /// </summary>
-    private static void FireJobStoreAhead(IServiceCollection services)
+    private static void WrapJobStore(IServiceCollection services)
     {
         var index = services.IndexOf(services.SingleOrDefault(d => d.ServiceType == typeof(IJobStore) && !d.IsKeyedService && d.ImplementationFactory is not null)
-            ?? throw new InvalidOperationException("Quartz registered no job store factory to fire ahead of time; has Quartz changed how UsePersistentStore registers its store?"));
+            ?? throw new InvalidOperationException("Quartz registered no job store factory to wrap; has Quartz changed how UsePersistentStore registers its store?"));
         var quartzStore = services[index].ImplementationFactory!;
         services[index] = ServiceDescriptor.Singleton<IJobStore>(provider =>
-            ActivatorUtilities.CreateInstance<FireAheadJobStore>(provider, (IJobStore)quartzStore(provider)));
+            ActivatorUtilities.CreateInstance<FireAheadJobStore>(provider, new PacedCompletionJobStore((IJobStore)quartzStore(provider))));
     }
 
     private sealed class SchedulerRoleMarker;
