@@ -24,15 +24,24 @@ public sealed class RunStoreOptions
     public int MaxLogLinesPerAttempt { get; set; } = 10_000;
 
     /// <summary>
-    /// The connection string the run store and the scheduler's job store open. On PostgreSQL, Npgsql
-    /// prepares the statements a connection runs again and again (<c>Max Auto Prepare=64</c>) unless
-    /// the string sets it: the same few inserts and updates run for every step and every fire, and
-    /// parsing and planning each anew was a third of PostgreSQL's CPU under the scheduler benchmark.
-    /// Set <c>Max Auto Prepare=0</c> behind a pooler that cannot keep prepared statements.
+    /// The connection string the run store and the scheduler's job store open. On PostgreSQL, unless the
+    /// string sets them:
+    /// <list type="bullet">
+    /// <item>Npgsql prepares the statements a connection runs again and again (<c>Max Auto Prepare=64</c>):
+    /// the same few inserts and updates run for every step and every fire, and parsing and planning each
+    /// anew was a third of PostgreSQL's CPU under the scheduler benchmark. Set <c>Max Auto Prepare=0</c>
+    /// behind a pooler that cannot keep prepared statements.</item>
+    /// <item>A pool keeps the connections it opened (<c>Minimum Pool Size</c> = <c>Maximum Pool Size</c>).
+    /// Every <c>Connection Idle Lifetime</c> (300 s) Npgsql closes as many connections as were idle in half
+    /// of its samples, taken every 10 s; under load that comes in bursts (a scheduler's fires each second)
+    /// that is nearly all of them at once, and the burst after was opening them again: one second's fires
+    /// came 150-600 ms late, 300 s after start, in every benchmark run on RabbitMQ (bench/README.md). An
+    /// idle connection costs PostgreSQL one idle backend; <c>Maximum Pool Size</c> still bounds them.</item>
+    /// </list>
     /// </summary>
     public string EffectiveConnectionString => Provider switch
     {
-        RunStoreProvider.PostgreSql when ConnectionString.Length > 0 => WithAutoPrepare(ConnectionString),
+        RunStoreProvider.PostgreSql when ConnectionString.Length > 0 => WithPostgresDefaults(ConnectionString),
         RunStoreProvider.PostgreSql => ConnectionString,
         _ when ConnectionString.Length > 0 => ConnectionString,
         _ => $"Data Source={Path.Combine("data", "pipelines.db")}",
@@ -40,13 +49,18 @@ public sealed class RunStoreOptions
 
     private const int AutoPreparedStatements = 64;
 
-    private static string WithAutoPrepare(string connectionString)
+    private static string WithPostgresDefaults(string connectionString)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
         // The builder names only the settings the string has, so this tells an explicit 0 from none.
-        if (!builder.ConnectionString.Contains("Max Auto Prepare=", StringComparison.OrdinalIgnoreCase))
+        var given = builder.ConnectionString;
+        if (!given.Contains("Max Auto Prepare=", StringComparison.OrdinalIgnoreCase))
         {
             builder.MaxAutoPrepare = AutoPreparedStatements;
+        }
+        if (!given.Contains("Minimum Pool Size=", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.MinPoolSize = builder.MaxPoolSize;
         }
         return builder.ConnectionString;
     }

@@ -122,28 +122,15 @@ public static class SchedulerServiceCollectionExtensions
     internal const string QuartzApplicationName = "pipelines-scheduler";
 
     /// <summary>
-    /// Quartz's connection string: with <c>Minimum Pool Size</c> at <c>Maximum Pool Size</c> unless the
-    /// string sets it, so that the pool keeps the connections the fires' bursts opened, and named
-    /// <see cref="QuartzApplicationName"/> unless the string names them, so that those held connections
-    /// can be told from the run store's.
+    /// Quartz's connection string: the run store's (<see cref="RunStoreOptions.EffectiveConnectionString"/>,
+    /// whose pool keeps the connections it opened), with the connections named
+    /// <see cref="QuartzApplicationName"/> unless the string names them, so that they can be told from the
+    /// run store's.
     /// </summary>
-    /// <remarks>
-    /// Quartz holds a connection for every fire finishing at once. Every <c>Connection Idle Lifetime</c>
-    /// (300 s) Npgsql closes as many connections as were idle in half of its samples, taken every 10 s;
-    /// between a scheduler's bursts that is nearly all of them, and the next burst opened them all again
-    /// at once, on the database's CPU too: one second's fires came 530-690 ms late (bench/README.md).
-    /// An idle connection costs PostgreSQL one idle backend; <c>Maximum Pool Size</c> still bounds them.
-    /// </remarks>
     private static string QuartzConnectionString(string connectionString)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        // The builder names only the settings the string has, so this tells an explicit 0 or name from none.
-        var given = builder.ConnectionString;
-        if (!given.Contains("Minimum Pool Size=", StringComparison.OrdinalIgnoreCase))
-        {
-            builder.MinPoolSize = builder.MaxPoolSize;
-        }
-        if (!given.Contains("Application Name=", StringComparison.OrdinalIgnoreCase))
+        if (!builder.ConnectionString.Contains("Application Name=", StringComparison.OrdinalIgnoreCase))
         {
             builder.ApplicationName = QuartzApplicationName;
         }
