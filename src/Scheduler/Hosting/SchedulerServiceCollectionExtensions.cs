@@ -147,8 +147,10 @@ public static class SchedulerServiceCollectionExtensions
         var index = services.IndexOf(services.SingleOrDefault(d => d.ServiceType == typeof(IJobStore) && !d.IsKeyedService && d.ImplementationFactory is not null)
             ?? throw new InvalidOperationException("Quartz registered no job store factory to wrap; has Quartz changed how UsePersistentStore registers its store?"));
         var quartzStore = services[index].ImplementationFactory!;
+        // Each wrapper a registration of its own, so that the container disposes both.
+        services.AddSingleton(provider => new PacedCompletionJobStore((IJobStore)quartzStore(provider)));
         services[index] = ServiceDescriptor.Singleton<IJobStore>(provider =>
-            ActivatorUtilities.CreateInstance<FireAheadJobStore>(provider, new PacedCompletionJobStore((IJobStore)quartzStore(provider))));
+            ActivatorUtilities.CreateInstance<FireAheadJobStore>(provider, provider.GetRequiredService<PacedCompletionJobStore>()));
     }
 
     private sealed class SchedulerRoleMarker;

@@ -1,4 +1,3 @@
-using Quartz;
 using Quartz.Extensibility;
 using Quartz.Impl;
 
@@ -22,6 +21,7 @@ internal sealed class PacedCompletionJobStore(IJobStore store) : DelegatingJobSt
 
     private readonly SemaphoreSlim _completing = new(MaxConcurrentCompletions);
 
+    // Quartz's scheduler completes every fire through this member (TriggeredJobComplete is the older entry).
     public override async ValueTask FiringComplete(TriggeredJobCompleteContext context, CancellationToken cancellationToken = default)
     {
         await _completing.WaitAsync(cancellationToken);
@@ -34,9 +34,6 @@ internal sealed class PacedCompletionJobStore(IJobStore store) : DelegatingJobSt
             _completing.Release();
         }
     }
-
-    public override ValueTask TriggeredJobComplete(IOperableTrigger trigger, IJobDetail jobDetail, SchedulerInstruction triggerInstructionCode, CancellationToken cancellationToken = default) =>
-        FiringComplete(new TriggeredJobCompleteContext { Trigger = trigger, JobDetail = jobDetail, Instruction = triggerInstructionCode }, cancellationToken);
 
     public void Dispose() => _completing.Dispose();
 }
