@@ -72,6 +72,49 @@ public sealed class RunStoreCopyTests : IAsyncLifetime, IDisposable
         Assert.Equal(0, await _store!.ReadAsync(context => context.Runs.CountAsync()));
     }
 
+    [ServiceFact]
+    public async Task Steps_and_chains_copied_after_the_runs_table_grew_find_their_run_by_its_key()
+    {
+        // One connection, so the foreign-key checks planned with the first run are the ones used later.
+        using var store = new RunStore(new RunStoreOptions
+        {
+            Provider = RunStoreProvider.PostgreSql,
+            ConnectionString = $"{_database!.ConnectionString};Maximum Pool Size=1",
+        });
+        // What autovacuum does to a new database's tables as its first runs arrive: statistics of a page or two.
+        await InsertRunsAsync(store, 1);
+        await store.WriteAsync(context => context.Database.ExecuteSqlRawAsync("ANALYZE runs"), CancellationToken.None);
+        for (var batch = 0; batch < 4; batch++)
+        {
+            await InsertRunsAsync(store, 500);
+        }
+
+        var (sequentialScans, keyLookups) = await InsertRunsAsync(store, 100);
+
+        Assert.True(sequentialScans == 0, $"the foreign-key checks of 100 runs' steps and chains scanned the runs table sequentially {sequentialScans} times");
+        Assert.True(keyLookups >= 200, $"expected a key lookup in runs per step and chain copied, saw {keyLookups}");
+    }
+
+    /// <summary>Copies <paramref name="count"/> runs with a step and a chain each; the scans of <c>runs</c> that took.</summary>
+    private static Task<(long SequentialScans, long KeyLookups)> InsertRunsAsync(RunStore store, int count)
+    {
+        var runs = Enumerable.Range(0, count)
+            .Select(_ => new RunRecord { Id = Guid.NewGuid(), Pipeline = "nightly", DefinitionHash = "ab", State = RunState.Pending, CreatedAt = Time, RemainingChains = 1 })
+            .ToList();
+        return store.WriteAsync(async context =>
+        {
+            await store.InsertAsync(context, runs, CancellationToken.None);
+            await store.InsertAsync(context, runs.ConvertAll(run => new StepRecord { RunId = run.Id, Name = "build", State = StepState.Pending }), CancellationToken.None);
+            await store.InsertAsync(context, runs.ConvertAll(run => new ChainRecord { RunId = run.Id, Index = 0, State = ChainState.Waiting }), CancellationToken.None);
+            var scans = await context.Database
+                .SqlQueryRaw<TableScans>("SELECT seq_scan AS \"SequentialScans\", idx_scan AS \"KeyLookups\" FROM pg_stat_xact_user_tables WHERE relname = 'runs'")
+                .SingleAsync();
+            return (scans.SequentialScans, scans.KeyLookups);
+        }, CancellationToken.None);
+    }
+
+    private sealed record TableScans(long SequentialScans, long KeyLookups);
+
     private Task InsertAsync(RunRecord run, StepRecord step, ChainRecord chain) =>
         _store!.WriteAsync(async context =>
         {
