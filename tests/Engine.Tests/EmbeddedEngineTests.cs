@@ -431,6 +431,42 @@ public sealed class EmbeddedEngineTests : IDisposable
     }
 
     [Fact]
+    public async Task Runs_stored_together_are_started_in_a_few_messages_and_each_step_runs_once()
+    {
+        await using var engine = await StartAsync(Diamond, p => p.AddDemoHandlers()
+            .AddHandler("t.a", Record(_ => null)).AddHandler("t.b", Record(_ => null)).AddHandler("t.c", Record(_ => null)).AddHandler("t.d", Record(_ => null)));
+        var sends = new StartRunSends();
+        using var observing = engine.Services.GetRequiredService<IBus>().ConnectSendObserver(sends);
+        await using var writer = new Microsoft.Data.Sqlite.SqliteConnection(_database.Options.ConnectionString);
+        await writer.OpenAsync();
+        await using (var begin = writer.CreateCommand())
+        {
+            // Another writer holds the database: the first run's transaction waits, and the next ones queue behind it.
+            begin.CommandText = "BEGIN EXCLUSIVE;";
+            await begin.ExecuteNonQueryAsync();
+        }
+        var first = engine.StartRunAsync("diamond");
+        await Task.Delay(TimeSpan.FromMilliseconds(300));
+        var burst = Enumerable.Range(0, 2 * Core.Coordination.RunLauncher.RunsPerStartMessage + 1).Select(_ => engine.StartRunAsync("diamond")).ToList();
+        await Task.Delay(TimeSpan.FromMilliseconds(300));
+        await using (var commit = writer.CreateCommand())
+        {
+            commit.CommandText = "COMMIT;";
+            await commit.ExecuteNonQueryAsync();
+        }
+
+        var launched = await Task.WhenAll(burst.Prepend(first));
+        foreach (var run in launched)
+        {
+            Assert.Equal(RunState.Succeeded, (await engine.WaitForRunAsync(run.RunId)).State);
+        }
+        // The lone first run, then the burst of 51 in three messages of at most 25.
+        Assert.Equal(1 + 3, sends.Count);
+        Assert.Equal(launched.Select(run => run.RunId).Order(), sends.Runs.Order());
+        Assert.Equal(4 * launched.Length, _executions.Count);
+    }
+
+    [Fact]
     public async Task A_start_given_up_while_earlier_runs_are_being_stored_never_stores_its_run()
     {
         await using var engine = await StartAsync(Diamond, p => p.AddDemoHandlers()
@@ -551,20 +587,34 @@ public sealed class EmbeddedEngineTests : IDisposable
         Assert.Equal(resent, observed);
     }
 
+    /// <summary>Counts the start messages sent (<see cref="StartRun"/> and <see cref="StartRuns"/>) and the runs they start.</summary>
     private sealed class StartRunSends : ISendObserver
     {
         private int _count;
 
         public int Count => Volatile.Read(ref _count);
 
+        public ConcurrentQueue<Guid> Runs { get; } = new();
+
         public Task PreSend<T>(SendContext<T> context) where T : class => Task.CompletedTask;
 
         public Task PostSend<T>(SendContext<T> context) where T : class
         {
-            if (context.Message is StartRun)
+            switch (context.Message)
             {
-                Interlocked.Increment(ref _count);
+                case StartRun start:
+                    Runs.Enqueue(start.RunId);
+                    break;
+                case StartRuns starts:
+                    foreach (var run in starts.Runs)
+                    {
+                        Runs.Enqueue(run.RunId);
+                    }
+                    break;
+                default:
+                    return Task.CompletedTask;
             }
+            Interlocked.Increment(ref _count);
             return Task.CompletedTask;
         }
 

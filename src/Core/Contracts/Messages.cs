@@ -15,6 +15,20 @@ public sealed record StartRun
     public string Trigger { get; init; } = Runs.RunTriggers.Bus;
 }
 
+/// <summary>
+/// Start runs already stored, together: <c>RunLauncher</c> sends the runs it stored in one transaction
+/// (a schedule's burst of fires) in a few of these rather than one <see cref="StartRun"/> each. Every
+/// message costs the sender, the broker and the coordinator the same whatever it carries, and 167 of
+/// them made the last runs of a burst wait twice as long to be in the coordinator's queue (bench/README.md).
+/// </summary>
+public sealed record StartRuns
+{
+    public IReadOnlyList<StoredRun> Runs { get; init; } = [];
+}
+
+/// <summary>A stored run to start, with the trace it belongs to, so that the coordinator's work joins it.</summary>
+public sealed record StoredRun(Guid RunId, string Pipeline, string? TraceParent);
+
 /// <summary>Cancel a run: pending steps never start, running handlers see their token cancelled.</summary>
 public sealed record CancelRun(Guid RunId);
 

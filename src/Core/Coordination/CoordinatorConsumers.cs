@@ -2,6 +2,7 @@ using MassTransit;
 using MassTransit.Courier.Contracts;
 using Pipelines.Core.Contracts;
 using Pipelines.Core.Planning;
+using Pipelines.Core.Telemetry;
 
 namespace Pipelines.Core.Coordination;
 
@@ -29,6 +30,23 @@ public sealed class StartRunConsumer(RunCoordinator coordinator) : IConsumer<Sta
 {
     public async Task Consume(ConsumeContext<StartRun> context) =>
         await (await coordinator.StartAsync(context.Message, context.CancellationToken)).ApplyAsync(context);
+}
+
+/// <summary>
+/// Starts each run of a <see cref="StartRuns"/> in turn, in the run's own trace, as a <see cref="StartRun"/>
+/// of it would. A failure retries the whole message; the runs it already started then only have their
+/// unstarted chains sent again, as for a redelivered <see cref="StartRun"/>.
+/// </summary>
+public sealed class StartRunsConsumer(RunCoordinator coordinator) : IConsumer<StartRuns>
+{
+    public async Task Consume(ConsumeContext<StartRuns> context)
+    {
+        foreach (var run in context.Message.Runs)
+        {
+            using var trace = PipelinesTelemetry.StartRunActivity("start run", run.RunId, run.Pipeline, run.TraceParent);
+            await (await coordinator.StartAsync(new StartRun { RunId = run.RunId }, context.CancellationToken)).ApplyAsync(context);
+        }
+    }
 }
 
 public sealed class CancelRunConsumer(RunCoordinator coordinator) : IConsumer<CancelRun>

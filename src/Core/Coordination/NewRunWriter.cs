@@ -16,8 +16,8 @@ internal sealed record NewRun(RunRecord Run, IReadOnlyList<StepRecord> Steps, IR
 }
 
 /// <summary>
-/// Stores new runs, idempotently on the run id and the idempotency key, and sends the
-/// <see cref="Contracts.StartRun"/> of those whose callers ask for it. Runs accepted while the previous
+/// Stores new runs, idempotently on the run id and the idempotency key, and sends the starts of those
+/// whose callers ask for it. Runs accepted while the previous
 /// ones are being stored go in together, in one transaction: a schedule's burst of fires (167 at one
 /// second in the scheduler benchmark) pays for a few commits instead of one each, which on a small
 /// machine is most of the time its last run waits. A lone run is stored at once.
@@ -26,14 +26,15 @@ internal sealed record NewRun(RunRecord Run, IReadOnlyList<StepRecord> Steps, IR
 /// A batch that one of its runs fails (a key seen before) is stored again one run at a time, so one run's
 /// duplicate or error never reaches another; a batch the database fails (unavailable for longer than the
 /// store waits) fails all its runs. A run whose caller gave up before its batch began is left out.
-/// A batch's callers that asked for a start go on together, once every start of the batch is sent (on
+/// The starts a batch's callers asked for are sent together, in one go (<c>RunLauncher</c>: a few
+/// <see cref="Contracts.StartRuns"/> messages), and its callers go on together once they are sent (on
 /// RabbitMQ: confirmed by the broker), so that the last starts of a burst do not wait behind what the
 /// others do next: a schedule's fire then writes its completion to Quartz's tables, several statements
 /// each, and 167 of those took the CPU the client needed for the remaining confirms (bench/README.md).
-/// A caller whose start could not be sent gets that exception; its run is stored, and the coordinator's
-/// sweep starts it later.
+/// If the starts could not be sent, every caller of the batch gets that exception; the runs are stored,
+/// and the coordinator's sweep starts them later. The send is given up only once every caller has.
 /// </remarks>
-internal sealed class NewRunWriter(RunStore store, Func<RunRecord, CancellationToken, Task> sendStart)
+internal sealed class NewRunWriter(RunStore store, Func<IReadOnlyList<RunRecord>, CancellationToken, Task> sendStarts)
 {
     /// <summary>Runs per transaction at most.</summary>
     private const int MaxBatch = 500;
@@ -147,21 +148,37 @@ internal sealed class NewRunWriter(RunStore store, Func<RunRecord, CancellationT
     private async Task WriteAsync(List<Waiting> runs)
     {
         await store.WriteAsync(context => NewRun.InsertAsync(store, context, runs.ConvertAll(waiting => waiting.Run)), CancellationToken.None);
-        var sends = runs.Select(waiting => (waiting, Sent: waiting.Start ? sendStart(waiting.Run.Run, waiting.Cancellation) : Task.CompletedTask)).ToList();
-        var allSent = Task.WhenAll(sends.Select(send => send.Sent));
-        foreach (var (waiting, sent) in sends)
+        var starting = runs.FindAll(waiting => waiting.Start);
+        var sent = starting.Count == 0 ? Task.CompletedTask : SendStartsAsync(starting);
+        foreach (var waiting in runs)
         {
-            _ = ReportCreatedAsync(waiting, sent, allSent);
+            _ = ReportCreatedAsync(waiting, waiting.Start ? sent : Task.CompletedTask);
         }
     }
 
-    private static async Task ReportCreatedAsync(Waiting waiting, Task sent, Task allSent)
+    private async Task SendStartsAsync(List<Waiting> starting)
     {
-        if (waiting.Start)
+        using var everyoneGaveUp = new CancellationTokenSource();
+        var stillWaiting = starting.Count;
+        var registrations = starting.ConvertAll(waiting => waiting.Cancellation.Register(() =>
         {
-            // Each caller hears of its own send's outcome, once the whole batch's are known.
-            await allSent.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (Interlocked.Decrement(ref stillWaiting) == 0)
+            {
+                everyoneGaveUp.Cancel();
+            }
+        }));
+        try
+        {
+            await sendStarts(starting.ConvertAll(waiting => waiting.Run.Run), everyoneGaveUp.Token);
         }
+        finally
+        {
+            registrations.ForEach(registration => registration.Dispose());
+        }
+    }
+
+    private static async Task ReportCreatedAsync(Waiting waiting, Task sent)
+    {
         try
         {
             await sent;

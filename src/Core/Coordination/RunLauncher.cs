@@ -47,8 +47,13 @@ public sealed class InvalidRunInputException(IReadOnlyList<(string? Field, strin
 /// </summary>
 public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEndpointProvider sendEndpoints, PipelinesEnvironment environment)
 {
-    private readonly NewRunWriter _newRuns = new(store, (run, cancellationToken) =>
-        SendStartAsync(sendEndpoints, "send StartRun", run.Id, run.Pipeline, run.TraceParent, cancellationToken));
+    /// <summary>
+    /// Runs per <see cref="StartRuns"/> at most: a burst still reaches several coordinator replicas (a
+    /// replica starts a message's runs one after another), in a few messages rather than one a run.
+    /// </summary>
+    public const int RunsPerStartMessage = 25;
+
+    private readonly NewRunWriter _newRuns = new(store, (runs, cancellationToken) => SendStartsAsync(sendEndpoints, runs, cancellationToken));
 
     public async Task<LaunchedRun> StartAsync(RunRequest request, CancellationToken cancellationToken)
     {
@@ -196,6 +201,19 @@ public sealed class RunLauncher(RunStore store, PipelineCatalog catalog, ISendEn
         using var trace = PipelinesTelemetry.StartRunActivity(operation, runId, pipeline, traceParent);
         var coordinator = await sendEndpoints.GetSendEndpoint(StepQueues.Address(StepQueues.Coordinator));
         await coordinator.Send(new StartRun { RunId = runId }, cancellationToken);
+    }
+
+    /// <summary>Sends the starts of runs stored together: a lone run's as a <see cref="StartRun"/>, more in <see cref="StartRuns"/>.</summary>
+    private static async Task SendStartsAsync(ISendEndpointProvider sendEndpoints, IReadOnlyList<RunRecord> runs, CancellationToken cancellationToken)
+    {
+        if (runs is [var run])
+        {
+            await SendStartAsync(sendEndpoints, "send StartRun", run.Id, run.Pipeline, run.TraceParent, cancellationToken);
+            return;
+        }
+        var coordinator = await sendEndpoints.GetSendEndpoint(StepQueues.Address(StepQueues.Coordinator));
+        await Task.WhenAll(runs.Chunk(RunsPerStartMessage).Select(chunk => coordinator.Send(
+            new StartRuns { Runs = [.. chunk.Select(r => new StoredRun(r.Id, r.Pipeline, r.TraceParent))] }, cancellationToken)));
     }
 
     private NewRun Plan(CatalogEntry pipeline, RunRecord run, IReadOnlyDictionary<string, string?>? reusedOutputs)

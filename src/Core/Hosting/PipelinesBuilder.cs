@@ -58,6 +58,7 @@ public sealed class PipelinesBuilder(IServiceCollection services, PipelinesOptio
                     retry.Ignore<ReservedIdempotencyKeyException>();
                 });
                 endpoint.Consumer(() => ActivatorUtilities.CreateInstance<StartRunConsumer>(provider));
+                endpoint.Consumer(() => ActivatorUtilities.CreateInstance<StartRunsConsumer>(provider));
                 endpoint.Consumer(() => ActivatorUtilities.CreateInstance<CancelRunConsumer>(provider));
                 endpoint.Consumer(() => ActivatorUtilities.CreateInstance<DetachedStepFinishedConsumer>(provider));
                 endpoint.Consumer(() => ActivatorUtilities.CreateInstance<RoutingSlipEndConsumer>(provider));

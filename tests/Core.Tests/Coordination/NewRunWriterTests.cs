@@ -6,7 +6,7 @@ using Pipelines.Core.Runs;
 
 namespace Pipelines.Core.Tests.Coordination;
 
-/// <summary>Runs started while others are being stored go in together; what each caller then hears.</summary>
+/// <summary>Runs started while others are being stored go in together, and their starts are sent together; what each caller then hears.</summary>
 public sealed class NewRunWriterTests : IAsyncLifetime, IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
@@ -14,6 +14,7 @@ public sealed class NewRunWriterTests : IAsyncLifetime, IDisposable
     private readonly string _folder = Directory.CreateTempSubdirectory("pipelines-writer-").FullName;
     private readonly ConcurrentDictionary<Guid, Func<Task>> _sends = [];
     private readonly ConcurrentDictionary<Guid, TaskCompletionSource> _sendsBegun = [];
+    private readonly ConcurrentBag<HashSet<Guid>> _sendCalls = [];
     private readonly ManualResetEventSlim _plug = new();
     private readonly RunStore _store;
 
@@ -33,35 +34,38 @@ public sealed class NewRunWriterTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
-    public async Task Callers_of_one_batch_go_on_together_once_every_start_of_it_is_sent()
+    public async Task The_starts_of_one_batch_are_sent_together_and_its_callers_go_on_once_they_are_sent()
     {
         var (plugged, second, third) = await StartTwoTogetherAsync();
-        var thirdSent = new TaskCompletionSource();
-        _sends[third.Run.Id] = () => thirdSent.Task;
+        var sent = new TaskCompletionSource();
+        _sends[third.Run.Id] = () => sent.Task;
         ReleasePlug();
 
         await _sendsBegun[third.Run.Id].Task.WaitAsync(Patience);
         await Task.Delay(200);
-        Assert.False(second.Task.IsCompleted, "the second run's caller went on while the third run's start was still being sent");
+        Assert.False(second.Task.IsCompleted, "the second run's caller went on while the batch's starts were still being sent");
+        Assert.Contains(_sendCalls, call => call.SetEquals([second.Run.Id, third.Run.Id]));
 
-        thirdSent.SetResult();
+        sent.SetResult();
         Assert.True((await second.Task.WaitAsync(Patience)).Created);
         Assert.True((await third.Task.WaitAsync(Patience)).Created);
         Assert.True((await plugged.WaitAsync(Patience)).Created);
     }
 
     [Fact]
-    public async Task A_start_that_cannot_be_sent_fails_only_its_own_caller_and_its_run_stays_stored()
+    public async Task Starts_that_cannot_be_sent_fail_their_callers_and_the_runs_stay_stored()
     {
         var (plugged, second, third) = await StartTwoTogetherAsync();
         _sends[third.Run.Id] = () => Task.FromException(new InvalidOperationException("the broker is unreachable"));
         ReleasePlug();
 
-        Assert.True((await second.Task.WaitAsync(Patience)).Created);
-        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => third.Task.WaitAsync(Patience));
-        Assert.Equal("the broker is unreachable", error.Message);
-        var stored = await _store.ReadAsync(context => context.Runs.Where(r => r.Id == third.Run.Id).Select(r => r.State).SingleAsync());
-        Assert.Equal(RunState.Pending, stored);
+        foreach (var started in new[] { second, third })
+        {
+            var error = await Assert.ThrowsAsync<InvalidOperationException>(() => started.Task.WaitAsync(Patience));
+            Assert.Equal("the broker is unreachable", error.Message);
+            var stored = await _store.ReadAsync(context => context.Runs.Where(r => r.Id == started.Run.Id).Select(r => r.State).SingleAsync());
+            Assert.Equal(RunState.Pending, stored);
+        }
         Assert.True((await plugged.WaitAsync(Patience)).Created);
     }
 
@@ -73,10 +77,14 @@ public sealed class NewRunWriterTests : IAsyncLifetime, IDisposable
     /// </summary>
     private async Task<(Task<LaunchedRun> Plugged, Started Second, Started Third)> StartTwoTogetherAsync()
     {
-        var writer = new NewRunWriter(_store, (run, _) =>
+        var writer = new NewRunWriter(_store, (runs, _) =>
         {
-            _sendsBegun[run.Id].TrySetResult();
-            return _sends.TryGetValue(run.Id, out var send) ? send() : Task.CompletedTask;
+            _sendCalls.Add([.. runs.Select(run => run.Id)]);
+            foreach (var run in runs)
+            {
+                _sendsBegun[run.Id].TrySetResult();
+            }
+            return runs.Select(run => _sends.GetValueOrDefault(run.Id)).FirstOrDefault(send => send is not null) is { } send ? send() : Task.CompletedTask;
         });
         var plug = NewRun();
         _sends[plug.Id] = () =>
